@@ -1,0 +1,190 @@
+//go:build integration
+
+package container_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/container"
+	"github.com/corral-init/corral/internal/reaper"
+	"github.com/corral-init/corral/internal/testutil"
+)
+
+// env is a Runtime in this test process: its own reaper, a unique cgroup
+// subtree (removed at the end) and a staging directory.
+type env struct {
+	rt      *container.Runtime
+	payload string
+	prefix  string
+}
+
+func newEnv(t *testing.T) *env {
+	testutil.RequireRoot(t)
+	corral, payload := testutil.Binaries(t)
+	prefix := fmt.Sprintf("corral-ctest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	cg, err := container.OpenCgroups(container.CgroupOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := reaper.New()
+	t.Cleanup(func() {
+		rp.Close()
+		testutil.RemoveCgroupTree(t, prefix)
+	})
+	return &env{rt: &container.Runtime{Cgroups: cg, Reaper: rp, Self: corral, Staging: t.TempDir()}, payload: payload, prefix: prefix}
+}
+
+// run starts spec, collects its output until it exits, and returns both.
+func (e *env) run(t *testing.T, spec container.Spec) (string, container.Exit, error) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan container.Exit, 1)
+	p, err := e.rt.Start(container.StartOptions{Spec: spec, Output: pw, OnExit: func(x container.Exit) { exited <- x }})
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return "", container.Exit{}, err
+	}
+	out, _ := io.ReadAll(pr)
+	pr.Close()
+	var x container.Exit
+	select {
+	case x = <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit delivered")
+	}
+	if err := p.Cleanup(); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	return string(out), x, nil
+}
+
+func TestExecFailureIsAReadableTypedError(t *testing.T) {
+	e := newEnv(t)
+	_, _, err := e.run(t, container.Spec{Name: "noexec", Args: []string{"/nonexistent/daemon"}, HostNetwork: true})
+	var ce *container.ChildError
+	if !errors.As(err, &ce) || !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("err = %v (%T), want a ChildError wrapping ENOENT", err, err)
+	}
+	if err.Error() != "exec /nonexistent/daemon: no such file or directory" {
+		t.Errorf("message %q", err.Error())
+	}
+	if left := testutil.CgroupDirs(e.prefix); len(left) > 0 {
+		for _, d := range left {
+			if entries, _ := os.ReadDir(d); len(entries) > 0 && hasDir(entries) {
+				t.Errorf("a failed start left a cgroup in %s: %v", d, entries)
+			}
+		}
+	}
+}
+
+func hasDir(es []os.DirEntry) bool {
+	for _, e := range es {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRootIsReadOnlyAndPrivateDirsAreWritable(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "data.txt"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, x, err := e.run(t, container.Spec{
+		Name: "fs", Args: []string{e.payload, "write", "/etc/corral-test", "/tmp/ok", "/run/ok", "/dev/shm/ok", "/mnt/new"},
+		HostNetwork: true,
+		Mounts: []container.Mount{
+			{Type: container.MountBind, Source: src, Target: "/mnt", ReadOnly: true},
+		},
+	})
+	if err != nil || !x.Success() {
+		t.Fatalf("run: %v %s\n%s", err, x.Reason(), out)
+	}
+	for _, want := range []string{
+		"write /etc/corral-test: read-only file system",
+		"write /tmp/ok: ok", "write /run/ok: ok", "write /dev/shm/ok: ok",
+		"write /mnt/new: read-only file system",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat("/etc/corral-test"); err == nil {
+		t.Error("the container wrote into the host's /etc")
+	}
+	out, _, err = e.run(t, container.Spec{Name: "fs2", Args: []string{e.payload, "cat", "/mnt/data.txt"}, HostNetwork: true,
+		Mounts: []container.Mount{{Type: container.MountBind, Source: src, Target: "/mnt", ReadOnly: true}}})
+	if err != nil || out != "from the host" {
+		t.Errorf("bind mount read: %q %v", out, err)
+	}
+}
+
+func TestMissingMountTargetSaysWhatToDo(t *testing.T) {
+	e := newEnv(t)
+	_, _, err := e.run(t, container.Spec{Name: "mnt", Args: []string{e.payload, "exit", "0"}, HostNetwork: true,
+		Mounts: []container.Mount{{Type: container.MountTmpfs, Target: "/no-such-dir-in-root"}}})
+	if err == nil || !strings.Contains(err.Error(), "mount /no-such-dir-in-root: target does not exist in the read-only root") {
+		t.Errorf("err = %v", err)
+	}
+	// Inside a tmpfs corral made, a missing target is created.
+	out, x, err := e.run(t, container.Spec{Name: "mnt2", Args: []string{e.payload, "write", "/tmp/sub/dir/f"}, HostNetwork: true,
+		Mounts: []container.Mount{{Type: container.MountTmpfs, Target: "/tmp/sub/dir"}}})
+	if err != nil || !x.Success() || !strings.Contains(out, "write /tmp/sub/dir/f: ok") {
+		t.Errorf("tmpfs under /tmp: %v %s %q", err, x.Reason(), out)
+	}
+}
+
+func TestCgroupLimitsAndExitReasons(t *testing.T) {
+	e := newEnv(t)
+	out, x, err := e.run(t, container.Spec{Name: "hog", Args: []string{e.payload, "alloc", "256"}, HostNetwork: true,
+		Limits: container.Limits{MemoryMax: 32 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x.OOMKilled || x.Reason() != "oom-killed" {
+		t.Errorf("exit %+v (%s), want oom-killed; output:\n%s", x, x.Reason(), out)
+	}
+	_, x, err = e.run(t, container.Spec{Name: "three", Args: []string{e.payload, "exit", "3"}, HostNetwork: true})
+	if err != nil || x.Code != 3 || x.Reason() != "exited 3" {
+		t.Errorf("exit %+v %v", x, err)
+	}
+}
+
+func TestUnavailableControllerFailsTheStart(t *testing.T) {
+	testutil.RequireRoot(t)
+	corral, payload := testutil.Binaries(t)
+	// A fake v1 layout with only a pids hierarchy: asking for memory must
+	// fail, not run unlimited.
+	root := t.TempDir()
+	proc := t.TempDir()
+	pids := filepath.Join(root, "pids")
+	os.MkdirAll(pids, 0o755)
+	os.WriteFile(filepath.Join(proc, "cgroup"), []byte("1:pids:/\n0::/\n"), 0o644)
+	os.WriteFile(filepath.Join(proc, "mountinfo"), []byte("30 20 0:26 / "+pids+" rw - cgroup cgroup rw,pids\n"), 0o644)
+	cg, err := container.OpenCgroups(container.CgroupOptions{Mount: root, ProcSelf: proc, Version: container.CgroupV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := reaper.New()
+	defer rp.Close()
+	rt := &container.Runtime{Cgroups: cg, Reaper: rp, Self: corral, Staging: t.TempDir()}
+	_, err = rt.Start(container.StartOptions{Spec: container.Spec{Name: "x", Args: []string{payload, "exit", "0"}, Limits: container.Limits{MemoryMax: 64 << 20}}})
+	if !errors.Is(err, container.ErrControllerUnavailable) || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("err = %v, want ErrControllerUnavailable naming memory", err)
+	}
+}

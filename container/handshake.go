@@ -1,0 +1,73 @@
+package container
+
+// The handshake between the parent (Start) and the child stage (ChildMain),
+// over a SOCK_SEQPACKET socket pair: one JSON message per packet, so a
+// message is never split or merged. The child's end is fd 3 and
+// close-on-exec, so the parent sees end-of-file exactly when the service's
+// exec succeeded (or the child died).
+//
+//	parent                                   child stage (fd 3)
+//	------                                   -----------------
+//	create cgroup, write limits
+//	clone(NEWPID|NEWNS|NEWUTS|NEWIPC[|NEWNET],
+//	      into the cgroup on v2) ──────────► Go runtime starts, reads fd 3
+//	v1: write pid to every hierarchy
+//	network: veth peer made in child's netns
+//	send  config{spec, paths}  ────────────► unshare(NEWCGROUP): the group is
+//	                                         now the namespace's root
+//	                                         mount rootfs, /proc, /dev, /tmp,
+//	                                         /run, /run/notify, extra mounts
+//	                                         pivot_root, hostname, workdir,
+//	                                         groups/gid/uid
+//	                                 ◄────── send {exec}          (about to exec)
+//	                                         execve(service)
+//	read → EOF: the service runs              (fd 3 closed by exec)
+//
+//	any failure in the child:        ◄────── send {error: op, path, errno}
+//	                                         exit(ChildFailedCode)
+//
+// With Spec.Init the child stage does not exec: it forks the service, sends
+// {running, pid}, stays as the namespace's init (forwards signals, reaps),
+// and before it exits sends {exit, status} with the service's real wait
+// status, then the parent sees end-of-file.
+
+// ChildFailedCode is the exit code of a child stage that failed before the
+// service ran. The reason travels over the socket, never only this code.
+const ChildFailedCode = 122
+
+// StageEnv marks a process as corral's child stage. init's main checks it
+// before anything else.
+const StageEnv = "_CORRAL_STAGE"
+
+type msgType string
+
+const (
+	msgConfig  msgType = "config"
+	msgExec    msgType = "exec"
+	msgRunning msgType = "running"
+	msgError   msgType = "error"
+	msgExit    msgType = "exit"
+)
+
+// message is every packet on the handshake socket.
+type message struct {
+	Type   msgType      `json:"t"`
+	Config *childConfig `json:"config,omitempty"`
+	Err    *ChildError  `json:"err,omitempty"`
+	Pid    int          `json:"pid,omitempty"`
+	Status uint32       `json:"status,omitempty"` // raw wait status
+}
+
+// childConfig is what the child stage needs beyond the Spec.
+type childConfig struct {
+	Spec Spec `json:"spec"`
+	// Staging is an empty directory in the supervisor's file system where
+	// the child mounts its new root before pivot_root. Every child uses the
+	// same one, each in its own private mount namespace.
+	Staging string `json:"staging"`
+	// NotifyDir is bound read-only at /run/notify ("" = none).
+	NotifyDir string `json:"notify_dir,omitempty"`
+}
+
+// maxMessage bounds one handshake packet.
+const maxMessage = 64 << 10

@@ -1,0 +1,414 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/internal/reaper"
+)
+
+// Runtime starts service containers.
+type Runtime struct {
+	Cgroups *Cgroups
+	Reaper  *reaper.Reaper
+	// Self is the corral binary re-executed as the child stage
+	// ("" = /proc/self/exe).
+	Self string
+	// Staging is an empty directory the child stages mount their new root
+	// on, each in its own mount namespace.
+	Staging string
+}
+
+// StartOptions are the per-start inputs besides the Spec.
+type StartOptions struct {
+	Spec Spec
+	// Output receives the service's stdout and stderr (nil = /dev/null).
+	// Start hands it to the child; the caller closes its own copy.
+	Output *os.File
+	// NotifyDir is bound read-only at /run/notify inside the container.
+	NotifyDir string
+	// Network is called after clone and before the child goes on, with the
+	// child's host pid and an fd of its network namespace (-1 when the
+	// service shares the supervisor's network).
+	Network func(pid, nsFD int) error
+	// Timeout bounds the whole handshake (0 = 10s).
+	Timeout time.Duration
+	// OnExit is called once when a started process has exited (not when
+	// Start fails). It must not block.
+	OnExit func(Exit)
+}
+
+// Exit is how a service's main process ended.
+type Exit struct {
+	Code      int         // exit code, -1 if killed by a signal
+	Signal    unix.Signal // the signal that killed it, or 0
+	OOMKilled bool        // the kernel's OOM killer killed a process of the service
+	Time      time.Time
+}
+
+// Success is a clean exit with code 0.
+func (e Exit) Success() bool { return e.Code == 0 && e.Signal == 0 }
+
+// Reason is the short human form used in logs and status: "exited 3",
+// "killed by SIGKILL", "oom-killed".
+func (e Exit) Reason() string {
+	switch {
+	case e.OOMKilled && e.Signal == unix.SIGKILL:
+		return "oom-killed"
+	case e.Signal != 0 && e.OOMKilled:
+		return "killed by " + unix.SignalName(e.Signal) + " (oom-kill in cgroup)"
+	case e.Signal != 0:
+		return "killed by " + unix.SignalName(e.Signal)
+	case e.OOMKilled:
+		return "exited " + strconv.Itoa(e.Code) + " (oom-kill in cgroup)"
+	}
+	return "exited " + strconv.Itoa(e.Code)
+}
+
+// Process is one started container.
+type Process struct {
+	Pid   int
+	Group *Group
+
+	pidfd     int
+	onExit    func(Exit)
+	oomBefore uint64
+
+	mu      sync.Mutex
+	started bool
+	exited  bool
+	early   chan reaper.Exit // exit before Start returned
+
+	// Init mode: the child stage reports the service's real wait status.
+	initStatus *uint32
+	sockDone   chan struct{}
+}
+
+// Start creates the cgroup, clones the child stage into new namespaces,
+// runs the network hook and the handshake, and returns once the service
+// has been exec'd. On error nothing is left running and the cgroup is gone.
+func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(o.Timeout)
+	spec := o.Spec
+	g, err := r.Cgroups.Create(spec.Name, spec.Limits)
+	if err != nil {
+		return nil, err
+	}
+	p = &Process{Group: g, pidfd: -1, onExit: o.OnExit, early: make(chan reaper.Exit, 1)}
+	p.oomBefore, _ = g.OOMKills()
+	defer func() {
+		if err != nil {
+			p.abort()
+		}
+	}()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return p, fmt.Errorf("socketpair for %s: %w", spec.Name, os.NewSyscallError("socketpair", err))
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return p, fmt.Errorf("socketpair for %s: %w", spec.Name, err)
+	}
+	parentFile := os.NewFile(uintptr(fds[0]), "handshake")
+	conn, err := net.FileConn(parentFile)
+	parentFile.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		return p, fmt.Errorf("handshake socket for %s: %w", spec.Name, err)
+	}
+	uc := conn.(*net.UnixConn)
+	keepConn := false
+	defer func() {
+		if !keepConn {
+			uc.Close()
+		}
+	}()
+
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		unix.Close(fds[1])
+		return p, err
+	}
+	defer devnull.Close()
+	out := devnull
+	if o.Output != nil {
+		out = o.Output
+	}
+
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if !spec.HostNetwork {
+		flags |= unix.CLONE_NEWNET
+	}
+	// Setsid: a service is its own session, so a signal to corral's
+	// process group (a terminal's ctrl-C, timeout(1)) does not reach it
+	// behind the supervisor's back.
+	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	if g.FD() >= 0 {
+		sys.UseCgroupFD = true
+		sys.CgroupFD = g.FD()
+	}
+	self := r.Self
+	if self == "" {
+		self = "/proc/self/exe"
+	}
+	attr := &syscall.ProcAttr{
+		Dir: "/",
+		// GOMAXPROCS=1: the child stage is single-threaded work; fewer
+		// threads means fewer pids charged before the exec.
+		Env:   []string{StageEnv + "=1", "GOMAXPROCS=1"},
+		Files: []uintptr{devnull.Fd(), out.Fd(), out.Fd(), uintptr(fds[1])},
+		Sys:   sys,
+	}
+	pid, err := r.Reaper.Start(func() (int, error) {
+		pid, err := syscall.ForkExec(self, []string{"corral-child:" + spec.Name}, attr)
+		if err != nil {
+			return 0, err
+		}
+		// Under the reaper's lock the pid cannot be reaped and reused yet,
+		// so this pidfd is the child's.
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			p.pidfd = fd
+		}
+		return pid, nil
+	}, p.reaped)
+	unix.Close(fds[1])
+	if err != nil {
+		return p, fmt.Errorf("clone child stage for %s: %w", spec.Name, err)
+	}
+	p.Pid = pid
+
+	if err := g.AddProc(pid); err != nil {
+		return p, err
+	}
+	if o.Network != nil {
+		nsFD := -1
+		if !spec.HostNetwork {
+			nsFD, err = unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return p, fmt.Errorf("open network namespace of %s: %w", spec.Name, err)
+			}
+		}
+		err = o.Network(pid, nsFD)
+		if nsFD >= 0 {
+			unix.Close(nsFD)
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+
+	cfg := childConfig{Spec: spec, Staging: r.Staging, NotifyDir: o.NotifyDir}
+	if err := sendMsg(uc, message{Type: msgConfig, Config: &cfg}); err != nil {
+		return p, fmt.Errorf("send config to child stage of %s: %w", spec.Name, err)
+	}
+	_ = uc.SetReadDeadline(deadline)
+	m, err := recvMsg(uc)
+	if err != nil {
+		return p, fmt.Errorf("child stage of %s: %w", spec.Name, p.explainEOF(err))
+	}
+	switch m.Type {
+	case msgError:
+		return p, m.Err
+	case msgExec:
+		// The next read ends with EOF when exec closed the socket.
+		m2, err := recvMsg(uc)
+		switch {
+		case errors.Is(err, io.EOF):
+		case err != nil:
+			return p, fmt.Errorf("child stage of %s: %w", spec.Name, err)
+		case m2.Type == msgError:
+			return p, m2.Err
+		default:
+			return p, fmt.Errorf("child stage of %s: unexpected message %q after exec", spec.Name, m2.Type)
+		}
+	case msgRunning:
+		keepConn = true
+		p.sockDone = make(chan struct{})
+		_ = uc.SetReadDeadline(time.Time{})
+		go p.readInit(uc)
+	default:
+		return p, fmt.Errorf("child stage of %s: unexpected message %q", spec.Name, m.Type)
+	}
+
+	p.mu.Lock()
+	p.started = true
+	var early *reaper.Exit
+	select {
+	case e := <-p.early:
+		early = &e
+	default:
+	}
+	p.mu.Unlock()
+	if early != nil {
+		go p.finish(*early)
+	}
+	return p, nil
+}
+
+// explainEOF turns "the child died before it said why" into a readable error.
+func (p *Process) explainEOF(err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	select {
+	case e := <-p.early:
+		p.early <- e
+		return fmt.Errorf("died during setup (%s)", Exit{Code: e.Code(), Signal: e.Signal()}.Reason())
+	case <-time.After(time.Second):
+		return errors.New("closed the handshake without a report")
+	}
+}
+
+// readInit follows an init-mode child stage until it exits.
+func (p *Process) readInit(uc *net.UnixConn) {
+	defer close(p.sockDone)
+	defer uc.Close()
+	for {
+		m, err := recvMsg(uc)
+		if err != nil {
+			return
+		}
+		if m.Type == msgExit {
+			st := m.Status
+			p.mu.Lock()
+			p.initStatus = &st
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *Process) reaped(e reaper.Exit) {
+	p.mu.Lock()
+	p.exited = true
+	started := p.started
+	if !started {
+		p.early <- e
+	}
+	p.mu.Unlock()
+	if started {
+		go p.finish(e)
+	}
+}
+
+func (p *Process) finish(e reaper.Exit) {
+	if p.sockDone != nil {
+		select {
+		case <-p.sockDone:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	ex := Exit{Code: e.Code(), Signal: e.Signal(), Time: e.Time}
+	p.mu.Lock()
+	if p.initStatus != nil {
+		ws := unix.WaitStatus(*p.initStatus)
+		ex.Code, ex.Signal = -1, 0
+		if ws.Exited() {
+			ex.Code = ws.ExitStatus()
+		} else if ws.Signaled() {
+			ex.Signal = ws.Signal()
+		}
+	}
+	p.mu.Unlock()
+	if n, err := p.Group.OOMKills(); err == nil && n > p.oomBefore {
+		ex.OOMKilled = true
+	}
+	if p.onExit != nil {
+		p.onExit(ex)
+	}
+}
+
+// abort undoes a failed Start: kill, wait for the exit, remove the cgroup.
+func (p *Process) abort() {
+	if p.Pid > 0 {
+		_ = p.Kill()
+		select {
+		case <-p.early:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	p.Cleanup()
+}
+
+// Signal sends sig to the service's main process. A service is PID 1 of
+// its namespace: the kernel drops signals it has no handler for (except
+// SIGKILL), which is why stop falls back to Kill after the stop timeout.
+func (p *Process) Signal(sig unix.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return ErrNotRunning
+	}
+	if p.pidfd >= 0 {
+		err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+		if errors.Is(err, unix.ESRCH) {
+			return ErrNotRunning
+		}
+		return err
+	}
+	return unix.Kill(p.Pid, sig)
+}
+
+// Kill kills every process of the service: the whole cgroup, and the
+// namespace's init (which takes the whole pid namespace with it).
+func (p *Process) Kill() error {
+	err := p.Group.Kill()
+	if serr := p.Signal(unix.SIGKILL); serr != nil && !errors.Is(serr, ErrNotRunning) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Cleanup releases what the process held: the pidfd and the cgroup. Call
+// it after the exit was delivered.
+func (p *Process) Cleanup() error {
+	p.mu.Lock()
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+	p.mu.Unlock()
+	return p.Group.Remove()
+}
+
+func sendMsg(w io.Writer, m message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMessage {
+		return fmt.Errorf("handshake message of %d bytes is too large", len(b))
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func recvMsg(r io.Reader) (message, error) {
+	buf := make([]byte, maxMessage)
+	n, err := r.Read(buf)
+	if err != nil {
+		return message{}, err
+	}
+	if n == 0 {
+		return message{}, io.EOF
+	}
+	var m message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return message{}, fmt.Errorf("bad handshake message: %w", err)
+	}
+	return m, nil
+}
