@@ -1,0 +1,373 @@
+package net
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Network is the bridge network in the caller's network namespace (the
+// supervisor's). It holds one rtnetlink socket in that namespace, opened by
+// Setup, and the bridge's index.
+//
+// Attach, Detach and Remove may be called from many goroutines at once: the
+// supervisor-side socket is used by one request at a time (mu), while the
+// per-service work inside each service's namespace runs on its own socket
+// without holding mu.
+type Network struct {
+	cfg  BridgeConfig
+	dial dialer
+
+	// index and mtu are the bridge's, read once by Setup: corral owns the
+	// bridge, and re-reading them would cost every Attach a round trip.
+	// A bridge deleted behind our back makes Attach fail with ENODEV.
+	index, mtu uint32
+
+	mu     sync.Mutex // guards c and closed
+	c      conn
+	closed bool
+}
+
+// Setup makes sure the bridge cfg.Name exists in the caller's network
+// namespace, has the gateway address (cfg.Gateway(), prefix length of
+// cfg.Subnet) and is up, and returns a Network for attaching services to it.
+//
+// Setup is idempotent: a bridge left by an earlier run (a supervisor that
+// is not PID 1 and was restarted) is reused, an address that is already
+// there is kept. A link of that name that is not a bridge is an error
+// (ErrNotBridge); Setup never reconfigures someone else's interface.
+//
+// The socket is bound to the namespace of the calling thread at this
+// moment; call Setup from the supervisor's own namespace.
+func Setup(cfg BridgeConfig) (*Network, error) {
+	if err := checkBridgeConfig(cfg); err != nil {
+		return nil, err
+	}
+	c, err := dialRoute(0)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink for bridge %s: %w", cfg.Name, err)
+	}
+	n, err := setup(c, dialRoute, cfg)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func checkBridgeConfig(cfg BridgeConfig) error {
+	if !validIfName(cfg.Name) {
+		return fmt.Errorf("set up bridge %q: %w", cfg.Name, ErrBadName)
+	}
+	s := cfg.Subnet
+	if !s.IsValid() || (s.Addr().Is4() && s.Bits() > 30) || (s.Addr().Is6() && s.Bits() > 126) {
+		return fmt.Errorf("set up bridge %s: subnet %s has no room for a gateway and services", cfg.Name, s)
+	}
+	return nil
+}
+
+// setup is Setup on an open conn; the order matters only in that the bridge
+// must exist (and be known to be a bridge) before anything is changed on it.
+func setup(c conn, d dialer, cfg BridgeConfig) (*Network, error) {
+	lm, err := getLink(c, cfg.Name)
+	if errors.Is(err, unix.ENODEV) {
+		err = nil
+		if _, cerr := do(c, newBridgeReq(cfg.Name)); cerr != nil && !errors.Is(cerr, unix.EEXIST) {
+			// EEXIST: someone created it between our look-up and now;
+			// the look-up below decides whether it is usable.
+			return nil, fmt.Errorf("create bridge %s: %w", cfg.Name, cerr)
+		}
+		lm, err = getLink(c, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s: %w", cfg.Name, err)
+	}
+	if kind := linkKind(lm); kind != "bridge" {
+		return nil, fmt.Errorf("set up bridge %s: %w (kind %q)", cfg.Name, ErrNotBridge, kind)
+	}
+
+	gw := netip.PrefixFrom(cfg.Gateway(), cfg.Subnet.Bits())
+	if _, err := do(c, newAddrReq(lm.Index, gw)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("add %s to bridge %s: %w", gw, cfg.Name, err)
+	}
+	if lm.Flags&unix.IFF_UP == 0 {
+		if _, err := do(c, linkUpReq(lm.Index)); err != nil {
+			return nil, fmt.Errorf("set bridge %s up: %w", cfg.Name, err)
+		}
+	}
+	n := &Network{cfg: cfg, dial: d, index: lm.Index, mtu: 1500, c: c}
+	if lm.Attributes != nil && lm.Attributes.MTU != 0 {
+		n.mtu = lm.Attributes.MTU
+	}
+	return n, nil
+}
+
+// exec sends one request on the supervisor-side socket.
+func (n *Network) exec(r request) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	_, err := do(n.c, r)
+	return err
+}
+
+func (n *Network) getLink(name string) (linkInfo, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return linkInfo{}, ErrClosed
+	}
+	lm, err := getLink(n.c, name)
+	if err != nil {
+		return linkInfo{}, err
+	}
+	return linkInfo{index: lm.Index, kind: linkKind(lm)}, nil
+}
+
+// linkInfo is the little this package reads back about a link.
+type linkInfo struct {
+	index uint32
+	kind  string
+}
+
+// Attach connects the network namespace nsFD to the bridge: a veth pair
+// whose host end hostIf hangs off the bridge and whose peer is eth0 inside
+// nsFD with address addr (prefix length of the bridge subnet), lo up, and a
+// default route via the gateway.
+//
+// Ordering: the pair is created in one RTM_NEWLINK on the supervisor's
+// socket (host end enslaved and up, peer created directly inside nsFD, both
+// with the bridge's MTU as Setup found it); only then does the peer exist
+// in nsFD, so the rest runs on a socket opened inside nsFD: lo up, eth0
+// address, eth0 up, default route. The route must come last: the kernel
+// accepts a gateway only when a connected route reaches it, and that route
+// appears once the address is on an interface that is up. The caller must
+// keep nsFD open until Attach returns, and must not let the child stage go
+// on before, so that the service starts with its network ready.
+//
+// If hostIf already exists it is a veth left by a service that exited: the
+// kernel tears a dead namespace down asynchronously and the pair goes with
+// it, a little later. That veth is deleted and the create retried once.
+//
+// Any failure after the pair exists deletes hostIf again, so a failed
+// Attach leaves nothing behind; the error says what was being done, to what.
+func (n *Network) Attach(nsFD int, hostIf string, addr netip.Addr) error {
+	if !validIfName(hostIf) {
+		return fmt.Errorf("attach %q: %w", hostIf, ErrBadName)
+	}
+	addr = addr.Unmap()
+	if err := checkAddr(n.cfg, addr); err != nil {
+		return fmt.Errorf("attach %s: %w", hostIf, err)
+	}
+	fd, release, err := netnsFD(nsFD)
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", hostIf, err)
+	}
+	defer release()
+
+	req := newVethReq(hostIf, n.index, n.mtu, fd)
+	err = n.exec(req)
+	if errors.Is(err, unix.EEXIST) {
+		if err := n.removeStale(hostIf); err != nil {
+			return err
+		}
+		err = n.exec(req)
+	}
+	if err != nil {
+		return fmt.Errorf("create veth %s with peer %s in netns fd %d on bridge %s: %w",
+			hostIf, peerName, nsFD, n.cfg.Name, err)
+	}
+
+	if err := n.configurePeer(fd, hostIf, addr); err != nil {
+		if derr := n.Detach(hostIf); derr != nil {
+			return errors.Join(err, fmt.Errorf("undo: %w", derr))
+		}
+		return err
+	}
+	return nil
+}
+
+// removeStale deletes hostIf if it is a veth. Anything else of that name is
+// not ours and is left alone. A link that vanished meanwhile is fine: the
+// retry decides.
+func (n *Network) removeStale(hostIf string) error {
+	li, err := n.getLink(hostIf)
+	if errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up stale veth %s: %w", hostIf, err)
+	}
+	if li.kind != "veth" {
+		return fmt.Errorf("replace stale veth %s: link exists and is not a veth (kind %q): %w", hostIf, li.kind, unix.EEXIST)
+	}
+	// By index, so a link created under the same name meanwhile survives.
+	if err := n.exec(delLinkReq(li.index)); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete stale veth %s: %w", hostIf, err)
+	}
+	return nil
+}
+
+// configurePeer does the in-namespace half of Attach on a socket opened
+// inside fd; that socket is the service's alone, so no lock is needed.
+func (n *Network) configurePeer(fd int, hostIf string, addr netip.Addr) error {
+	c, err := n.dial(fd)
+	if err != nil {
+		return fmt.Errorf("open netlink in netns of %s: %w", hostIf, err)
+	}
+	defer c.Close()
+
+	if _, err := do(c, linkUpReq(loopbackIndex)); err != nil {
+		return fmt.Errorf("set lo up in netns of %s: %w", hostIf, err)
+	}
+	peer, err := getLink(c, peerName)
+	if err != nil {
+		return fmt.Errorf("look up %s in netns of %s: %w", peerName, hostIf, err)
+	}
+	p := netip.PrefixFrom(addr, n.cfg.Subnet.Bits())
+	if _, err := do(c, newAddrReq(peer.Index, p)); err != nil {
+		return fmt.Errorf("add %s to %s in netns of %s: %w", p, peerName, hostIf, err)
+	}
+	if peer.Flags&unix.IFF_UP == 0 {
+		if _, err := do(c, linkUpReq(peer.Index)); err != nil {
+			return fmt.Errorf("set %s up in netns of %s: %w", peerName, hostIf, err)
+		}
+	}
+	gw := n.cfg.Gateway()
+	if _, err := do(c, defaultRouteReq(peer.Index, gw)); err != nil {
+		return fmt.Errorf("add default route via %s in netns of %s: %w", gw, hostIf, err)
+	}
+	return nil
+}
+
+// Detach deletes the host end hostIf (and with it the peer) if it still
+// exists; a missing link is not an error. It is for cleanup paths: normally
+// the service's namespace dies with its last process and the kernel removes
+// the pair, which is much cheaper than deleting it here (no extra RCU wait
+// on the supervisor's path).
+func (n *Network) Detach(hostIf string) error {
+	if !validIfName(hostIf) {
+		return fmt.Errorf("detach %q: %w", hostIf, ErrBadName)
+	}
+	if err := n.exec(delLinkByNameReq(hostIf)); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete veth %s: %w", hostIf, err)
+	}
+	return nil
+}
+
+// Remove deletes the bridge, for the shutdown of a supervisor that is not
+// PID 1 (PID 1's namespace dies with the machine). Veths still attached are
+// released by the kernel, not deleted. Close the Network afterwards.
+func (n *Network) Remove() error {
+	if err := n.exec(delLinkReq(n.index)); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete bridge %s: %w", n.cfg.Name, err)
+	}
+	return nil
+}
+
+// Close closes the supervisor-side socket; the bridge stays. Calls after
+// Close return ErrClosed; Close itself is idempotent.
+func (n *Network) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	if err := n.c.Close(); err != nil {
+		return fmt.Errorf("close netlink for bridge %s: %w", n.cfg.Name, err)
+	}
+	return nil
+}
+
+// checkAddr rejects service addresses that cannot work on the subnet.
+func checkAddr(cfg BridgeConfig, addr netip.Addr) error {
+	s := cfg.Subnet.Masked()
+	switch {
+	case !addr.IsValid():
+		return fmt.Errorf("%w: none given", ErrBadAddress)
+	case !s.Contains(addr):
+		return fmt.Errorf("%w: %s outside bridge subnet %s", ErrBadAddress, addr, s)
+	case addr == cfg.Gateway():
+		return fmt.Errorf("%w: %s is the bridge's own", ErrBadAddress, addr)
+	case addr == s.Addr():
+		return fmt.Errorf("%w: %s is the network address of %s", ErrBadAddress, addr, s)
+	}
+	if brd, ok := broadcast(s); ok && addr == brd {
+		return fmt.Errorf("%w: %s is the broadcast address of %s", ErrBadAddress, addr, s)
+	}
+	return nil
+}
+
+// netnsFD turns a caller's netns fd into one netlink.Config.NetNS accepts:
+// there 0 means "the calling thread's namespace", so a namespace that really
+// is fd 0 (PID 1 may start without stdin) is duplicated first.
+func netnsFD(nsFD int) (fd int, release func(), err error) {
+	switch {
+	case nsFD < 0:
+		return 0, nil, fmt.Errorf("netns fd %d: %w", nsFD, unix.EBADF)
+	case nsFD > 0:
+		return nsFD, func() {}, nil
+	}
+	fd, err = unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return 0, nil, fmt.Errorf("duplicate netns fd 0: %w", err)
+	}
+	return fd, func() { _ = unix.Close(fd) }, nil
+}
+
+// LoopbackUp brings lo up inside the network namespace nsFD (services with
+// mode "none"), or in the calling thread's namespace when nsFD is -1 (PID 1
+// in early boot). lo is ifindex 1 in every namespace, so this is a single
+// request.
+func LoopbackUp(nsFD int) error {
+	return loopbackUp(dialRoute, nsFD)
+}
+
+func loopbackUp(d dialer, nsFD int) error {
+	fd, release := 0, func() {}
+	if nsFD != -1 {
+		var err error
+		if fd, release, err = netnsFD(nsFD); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+	}
+	defer release()
+	c, err := d(fd)
+	if err != nil {
+		return fmt.Errorf("open netlink in netns fd %d: %w", nsFD, err)
+	}
+	defer c.Close()
+	if _, err := do(c, linkUpReq(loopbackIndex)); err != nil {
+		return fmt.Errorf("set lo up in netns fd %d: %w", nsFD, err)
+	}
+	return nil
+}
+
+// LinkExists reports whether a link called name exists in the calling
+// thread's network namespace. It opens a socket per call: it is for tests
+// and leftover checks, not for hot paths.
+func LinkExists(name string) (bool, error) {
+	return linkExists(dialRoute, name)
+}
+
+func linkExists(d dialer, name string) (bool, error) {
+	c, err := d(0)
+	if err != nil {
+		return false, fmt.Errorf("open netlink: %w", err)
+	}
+	defer c.Close()
+	_, err = getLink(c, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENODEV):
+		return false, nil
+	}
+	return false, fmt.Errorf("look up link %s: %w", name, err)
+}
