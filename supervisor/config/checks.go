@@ -1,0 +1,512 @@
+package config
+
+import (
+	"maps"
+	"net/netip"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/container"
+	cnet "github.com/corral-init/corral/net"
+)
+
+// A service file that decoded cleanly goes through serviceChecks, in order.
+// Each check owns a few keys: it validates them and fills in the matching
+// part of the Service (a check that finds a problem may leave its part
+// unset: the service will be disabled anyway). Checks that need every
+// service (dependencies, addresses) run later, in link.
+var serviceChecks = []func(*serviceCheck){
+	checkExec,
+	checkEnv,
+	checkWorkdir,
+	checkCredentials,
+	checkDependencies,
+	checkRestart,
+	checkTimers,
+	checkExitCodes,
+	checkStopSignal,
+	checkLimits,
+	checkContainer,
+	checkMounts,
+	checkNetwork,
+}
+
+// serviceCheck is what the service checks share.
+type serviceCheck struct {
+	*fileState
+	f      *serviceFile
+	svc    *Service
+	global *Global
+	deps   []dep // valid requires and after entries, for link
+	auto   bool  // bridged with address "auto", for link
+}
+
+// dep is one entry of requires or after.
+type dep struct {
+	key      string // e.g. "requires[1]"
+	name     string
+	requires bool
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,30}$`)
+	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+	ifnameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+	moduleRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,55}$`)
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+)
+
+const nameRule = `a service name is its file name without ".toml": 1 to 31 lowercase letters, digits, "_" or "-", starting with a letter or digit`
+
+func validHostname(s string) bool {
+	return len(s) <= 64 && hostnameRE.MatchString(s)
+}
+
+func checkExec(c *serviceCheck) {
+	key := "exec"
+	var args []string
+	switch v := c.f.Exec.v.(type) {
+	case nil:
+		c.errorf(key, `missing: set the program to run, e.g. exec = ["/usr/bin/prog", "--flag"]`)
+		return
+	case string:
+		words, err := splitWords(v)
+		if err != nil {
+			c.errorf(key, "%v", err)
+			return
+		}
+		args = words
+	default:
+		list, ok := asList(v)
+		if !ok {
+			c.errorf(key, "must be a string or an array of strings, not %s", tomlType(v))
+			return
+		}
+		for i, e := range list {
+			s, ok := e.(string)
+			if !ok {
+				c.errorf(indexKey(key, i), "must be a string, not %s", tomlType(e))
+				return
+			}
+			args = append(args, s)
+		}
+		key = indexKey(key, 0)
+	}
+	switch {
+	case len(args) == 0:
+		c.errorf("exec", "is empty: give at least the program to run")
+	case !path.IsAbs(args[0]):
+		c.errorf(key, "program %q is not an absolute path (PATH is not searched)", args[0])
+	case slices.ContainsFunc(args, hasNUL):
+		c.errorf("exec", "contains a NUL character")
+	default:
+		c.svc.Container.Args = args
+	}
+}
+
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+func checkEnv(c *serviceCheck) {
+	var env []string
+	if _, ok := c.f.Env["PATH"]; !ok {
+		env = append(env, "PATH="+DefaultPath)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.f.Env)) {
+		key, v := joinKey("env", k), c.f.Env[k]
+		switch {
+		case k == "NOTIFY_SOCKET":
+			c.errorf(key, "is set by corral for every service (it points at the service's notify socket); remove it")
+		case !envNameRE.MatchString(k):
+			c.errorf(key, `invalid variable name %q (use letters, digits and "_", not starting with a digit)`, k)
+		case hasNUL(v):
+			c.errorf(key, "contains a NUL character")
+		default:
+			env = append(env, k+"="+v)
+		}
+	}
+	c.svc.Container.Env = env
+}
+
+// absPath checks that p is an absolute path and returns it cleaned.
+func (c *serviceCheck) absPath(key, p string) (string, bool) {
+	switch {
+	case !path.IsAbs(p):
+		c.errorf(key, "%q is not an absolute path", p)
+	case hasNUL(p):
+		c.errorf(key, "contains a NUL character")
+	default:
+		return path.Clean(p), true
+	}
+	return "", false
+}
+
+func checkWorkdir(c *serviceCheck) {
+	c.svc.Container.Dir, _ = c.absPath("workdir", c.f.Workdir)
+}
+
+func checkCredentials(c *serviceCheck) {
+	c.svc.Container.User = c.credential("user", c.f.User.v)
+	c.svc.Container.Group = c.credential("group", c.f.Group.v)
+}
+
+// credential checks a user or group: a name, or an id as an integer or a
+// string of digits. It returns the string form ("" = root).
+func (c *serviceCheck) credential(key string, v any) string {
+	const maxID = 1<<32 - 2 // (uid_t)-1 means "no change" to the kernel
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case int64:
+		if v >= 0 && v <= maxID {
+			return strconv.FormatInt(v, 10)
+		}
+		c.errorf(key, "id %d is out of range (0 to %d)", v, int64(maxID))
+	case string:
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			if n <= maxID {
+				return v
+			}
+			c.errorf(key, "id %s is out of range (0 to %d)", v, int64(maxID))
+		} else if userRE.MatchString(v) {
+			return v
+		} else {
+			c.errorf(key, `invalid name %q (up to 32 letters, digits, "_", "." or "-", not starting with a digit, "." or "-")`, v)
+		}
+	default:
+		c.errorf(key, "must be a name or a numeric id, not %s", tomlType(v))
+	}
+	return ""
+}
+
+func checkDependencies(c *serviceCheck) {
+	c.svc.Requires = c.depList("requires", c.f.Requires, true)
+	c.svc.After = c.depList("after", c.f.After, false)
+}
+
+func (c *serviceCheck) depList(key string, names []string, requires bool) []string {
+	var out []string
+	for i, name := range names {
+		k := indexKey(key, i)
+		switch {
+		case !nameRE.MatchString(name):
+			c.errorf(k, "invalid service name %q (%s)", name, nameRule)
+		case name == c.svc.Name:
+			c.errorf(k, "a service cannot depend on itself")
+		case slices.Contains(out, name):
+			c.errorf(k, "%q is listed twice", name)
+		default:
+			out = append(out, name)
+			c.deps = append(c.deps, dep{key: k, name: name, requires: requires})
+		}
+	}
+	return out
+}
+
+func checkRestart(c *serviceCheck) {
+	switch c.f.Restart {
+	case "on-failure":
+		c.svc.Restart = RestartOnFailure
+	case "always":
+		c.svc.Restart = RestartAlways
+	case "never":
+		c.svc.Restart = RestartNever
+	default:
+		c.errorf("restart", `unknown policy %q (use "on-failure", "always" or "never")`, c.f.Restart)
+	}
+}
+
+func checkTimers(c *serviceCheck) {
+	s, f := c.svc, c.f
+	s.RestartDelay = time.Duration(f.RestartDelay)
+	s.RestartDelayMax = time.Duration(f.RestartDelayMax)
+	s.StableAfter = time.Duration(f.StableAfter)
+	s.StartLimitBurst = f.StartLimitBurst
+	s.StartLimitInterval = time.Duration(f.StartLimitInterval)
+	s.StopTimeout = time.Duration(f.StopTimeout)
+	s.StartTimeout = time.Duration(f.StartTimeout)
+
+	const tightLoop = "a crashing service would restart in a tight loop"
+	c.positive("restart_delay", s.RestartDelay, "a zero delay never grows, so "+tightLoop)
+	if s.RestartDelayMax < s.RestartDelay {
+		if c.lines.has("restart_delay_max") {
+			c.errorf("restart_delay_max", "%v is less than restart_delay (%v)", s.RestartDelayMax, s.RestartDelay)
+		} else {
+			c.errorf("restart_delay", "%v is more than restart_delay_max (%v by default)", s.RestartDelay, s.RestartDelayMax)
+		}
+	}
+	c.positive("stable_after", s.StableAfter, "every run would reset the backoff, so "+tightLoop)
+	if s.StartLimitBurst < 0 {
+		c.errorf("start_limit_burst", "must not be negative (0 means no limit)")
+	}
+	c.positive("start_limit_interval", s.StartLimitInterval, "it is the window start_limit_burst counts starts in")
+	c.positive("start_timeout", s.StartTimeout, "a notify service would fail before it could send READY=1")
+}
+
+func (c *serviceCheck) positive(key string, d time.Duration, why string) {
+	if d <= 0 {
+		c.errorf(key, "must be more than 0: %s", why)
+	}
+}
+
+func checkExitCodes(c *serviceCheck) {
+	var codes []int
+	for i, code := range c.f.PermanentExitCodes {
+		if code < 0 || code > 255 {
+			c.errorf(indexKey("permanent_exit_codes", i), "exit code %d is out of range (0 to 255)", code)
+			continue
+		}
+		codes = append(codes, code)
+	}
+	c.svc.PermanentExitCodes = codes
+}
+
+func checkStopSignal(c *serviceCheck) {
+	name := strings.ToUpper(c.f.StopSignal)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	c.svc.StopSignal = unix.SignalNum(name)
+	if c.svc.StopSignal == 0 {
+		c.errorf("stop_signal", `unknown signal %q (use a name such as "SIGTERM" or "TERM")`, c.f.StopSignal)
+	}
+}
+
+func checkLimits(c *serviceCheck) {
+	const why = "the child stage, a Go program, runs inside the service's cgroup before it execs the service"
+	l, out := c.f.Limits, &c.svc.Container.Limits
+	if l.Memory != nil {
+		if out.MemoryMax = int64(*l.Memory); out.MemoryMax < MinMemory {
+			c.errorf("limits.memory", "%s is below the minimum of %s (%s)", formatSize(out.MemoryMax), formatSize(MinMemory), why)
+		}
+	}
+	if l.CPU != nil {
+		// Written so that NaN fails too.
+		if out.CPU = *l.CPU; !(out.CPU > 0 && out.CPU <= MaxCPU) {
+			c.errorf("limits.cpu", "%s is out of range (more than 0 and at most %d cores)", strconv.FormatFloat(out.CPU, 'g', -1, 64), MaxCPU)
+		}
+	}
+	if l.Pids != nil {
+		if out.PidsMax = *l.Pids; out.PidsMax < MinPids {
+			c.errorf("limits.pids", "%d is below the minimum of %d (%s)", out.PidsMax, MinPids, why)
+		}
+	}
+}
+
+func checkContainer(c *serviceCheck) {
+	ct, out := c.f.Container, &c.svc.Container
+	out.Name = c.svc.Name
+	out.Init = ct.Init
+	if ct.Rootfs != "" {
+		out.Rootfs, _ = c.absPath("container.rootfs", ct.Rootfs)
+	}
+	out.Hostname = ct.Hostname
+	// The default (the service name) may contain "_", which Linux accepts.
+	if c.lines.has("container.hostname") && !validHostname(ct.Hostname) {
+		c.errorf("container.hostname", `invalid hostname %q (dot-separated labels of letters, digits and "-", at most 64 characters)`, ct.Hostname)
+	}
+}
+
+func checkMounts(c *serviceCheck) {
+	targets := map[string]string{} // cleaned target -> key of its mount
+	for i, m := range c.f.Container.Mounts {
+		key := indexKey("container.mounts", i)
+		out := container.Mount{Type: container.MountType(m.Type)}
+		switch m.Type {
+		case "":
+			if m.Source == "" {
+				c.errorf(key, `set source for a bind mount, or type = "tmpfs"`)
+				continue
+			}
+			out.Type = container.MountBind
+		case "bind", "tmpfs":
+		default:
+			c.errorf(key+".type", `unknown mount type %q (use "bind" or "tmpfs")`, m.Type)
+			continue
+		}
+		if out.Type == container.MountBind {
+			out.ReadOnly = true
+			if m.Source == "" {
+				c.errorf(key+".source", "missing: a bind mount needs the path to mount")
+			} else {
+				out.Source, _ = c.absPath(key+".source", m.Source)
+			}
+			if m.Size != nil {
+				c.errorf(key+".size", "only a tmpfs has a size")
+			}
+		} else {
+			if m.Source != "" {
+				c.errorf(key+".source", "a tmpfs has no source")
+			}
+			if m.Size != nil {
+				if out.Size = int64(*m.Size); out.Size == 0 {
+					c.errorf(key+".size", "must be more than 0 (leave it out for the kernel's default)")
+				}
+			}
+		}
+		if m.ReadOnly != nil {
+			out.ReadOnly = *m.ReadOnly
+		}
+		tkey := key + ".target"
+		if m.Target == "" {
+			c.errorf(tkey, "missing: set the absolute path to mount on")
+			continue
+		}
+		target, ok := c.absPath(tkey, m.Target)
+		switch {
+		case !ok:
+			continue
+		case target == "/":
+			c.errorf(tkey, "cannot mount on /; set container.rootfs to choose the root")
+			continue
+		case targets[target] != "":
+			c.errorf(tkey, "%s is already the target of %s", target, targets[target])
+			continue
+		}
+		targets[target], out.Target = key, target
+		c.svc.Container.Mounts = append(c.svc.Container.Mounts, out)
+	}
+}
+
+func checkNetwork(c *serviceCheck) {
+	n := c.f.Network
+	mode, ok := cnet.ParseMode(n.Mode)
+	if !ok || n.Mode == "" {
+		c.errorf("network.mode", `unknown mode %q (use "bridge", "host" or "none")`, n.Mode)
+		return
+	}
+	c.svc.Net.Mode = mode
+	c.svc.Container.HostNetwork = mode == cnet.ModeHost
+	switch {
+	case n.Address == nil || *n.Address == "auto" && mode == cnet.ModeBridge:
+		c.auto = mode == cnet.ModeBridge
+	case mode != cnet.ModeBridge:
+		c.errorf("network.address", "only a bridged service has an address (this one's mode is %q)", n.Mode)
+	default:
+		addr, err := netip.ParseAddr(*n.Address)
+		if err != nil || !addr.Is4() {
+			c.errorf("network.address", `invalid address %q (use "auto" or an IPv4 address such as "10.88.0.10")`, *n.Address)
+			return
+		}
+		if msg := staticProblem(c.global.Network, addr); msg != "" {
+			c.errorf("network.address", "%s", msg)
+			return
+		}
+		c.svc.Net.Address = addr
+	}
+}
+
+// staticProblem says why addr cannot be a service's static address on the
+// bridge b, or returns "".
+func staticProblem(b cnet.BridgeConfig, addr netip.Addr) string {
+	first, last := b.Gateway().Next(), broadcast(b.Subnet).Prev()
+	use := "; use one from " + first.String() + " to " + last.String()
+	switch {
+	case !b.Subnet.Contains(addr):
+		return "address " + addr.String() + " is outside the bridge subnet " + b.Subnet.String()
+	case addr == b.Subnet.Masked().Addr():
+		return "address " + addr.String() + " is the subnet's network address" + use
+	case addr == b.Gateway():
+		return "address " + addr.String() + " is the bridge's own address (the gateway)" + use
+	case addr == broadcast(b.Subnet):
+		return "address " + addr.String() + " is the subnet's broadcast address" + use
+	}
+	return ""
+}
+
+// broadcast returns the last address of an IPv4 prefix.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	for i := range a {
+		a[i] |= byte(host >> (8 * (3 - i)))
+	}
+	return netip.AddrFrom4(a)
+}
+
+// corral.toml goes through globalChecks. A setting with a problem keeps its
+// default, and its message says so.
+var globalChecks = []func(*globalCheck){
+	checkHostname,
+	checkModules,
+	checkBridge,
+	checkSubnet,
+	checkLog,
+}
+
+type globalCheck struct {
+	*fileState
+	f *globalFile
+	g *Global
+}
+
+func (c *globalCheck) fallback(key, def, format string, args ...any) {
+	args = append(args, def)
+	c.errorf(key, format+"; using the default %q", args...)
+}
+
+func checkHostname(c *globalCheck) {
+	if !validHostname(c.f.Hostname) {
+		c.fallback("hostname", c.g.Hostname, `invalid hostname %q (dot-separated labels of letters, digits and "-", at most 64 characters)`, c.f.Hostname)
+		return
+	}
+	c.g.Hostname = c.f.Hostname
+}
+
+func checkModules(c *globalCheck) {
+	for i, m := range c.f.Modules {
+		key := indexKey("modules", i)
+		switch {
+		case !moduleRE.MatchString(m):
+			c.errorf(key, `invalid module name %q (letters, digits, "_" and "-"); not loading it`, m)
+		case slices.Contains(c.g.Modules, m):
+			c.errorf(key, "%q is listed twice", m)
+		default:
+			c.g.Modules = append(c.g.Modules, m)
+		}
+	}
+}
+
+func checkBridge(c *globalCheck) {
+	b := c.f.Network.Bridge
+	if !ifnameRE.MatchString(b) {
+		c.fallback("network.bridge", c.g.Network.Name, `invalid interface name %q (1 to 15 letters, digits, "_", "." or "-", starting with a letter or digit)`, b)
+		return
+	}
+	c.g.Network.Name = b
+}
+
+func checkSubnet(c *globalCheck) {
+	const key = "network.subnet"
+	s, def := c.f.Network.Subnet, c.g.Network.Subnet.String()
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		c.fallback(key, def, `invalid subnet %q (use an IPv4 network in CIDR form, such as "10.88.0.0/24")`, s)
+	case p.Bits() < 8 || p.Bits() > 30:
+		c.fallback(key, def, "prefix length /%d is out of range (/8 to /30: the bridge and at least one service need an address)", p.Bits())
+	case p.Masked() != p:
+		c.fallback(key, def, "%s is not a network address (did you mean %q?)", s, p.Masked().String())
+	default:
+		c.g.Network.Subnet = p
+	}
+}
+
+func checkLog(c *globalCheck) {
+	if l := c.f.Log.Level; slices.Contains([]string{"debug", "info", "warn", "error"}, l) {
+		c.g.Log.Level = l
+	} else {
+		c.fallback("log.level", c.g.Log.Level, `unknown level %q (use "debug", "info", "warn" or "error")`, l)
+	}
+	if f := c.f.Log.Format; slices.Contains([]string{"auto", "console", "json"}, f) {
+		c.g.Log.Format = f
+	} else {
+		c.fallback("log.format", c.g.Log.Format, `unknown format %q (use "auto", "console" or "json")`, f)
+	}
+}

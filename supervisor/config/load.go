@@ -1,0 +1,312 @@
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	cnet "github.com/corral-init/corral/net"
+)
+
+// Load reads the configuration in dir: dir/corral.toml (optional) and
+// dir/services/*.toml (a missing services directory means no services).
+// Files whose names do not end in ".toml", and hidden files, are ignored.
+//
+// Load returns an error only when dir or dir/services exists but cannot be
+// read. Every problem in a file goes into Config.Problems and disables that
+// service (or, for corral.toml, makes the settings at fault keep their
+// defaults); it never stops other files from loading.
+func Load(dir string) (*Config, error) {
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, fmt.Errorf("load config from %s: %w", dir, err)
+	}
+	cfg := &Config{Dir: dir}
+	global, problems := loadGlobal(filepath.Join(dir, globalFileName))
+	cfg.Global = global
+
+	sdir := filepath.Join(dir, servicesDir)
+	entries, err := os.ReadDir(sdir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load config from %s: %w", dir, err)
+	}
+	var units []*unit
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".toml")
+		if !ok || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		units = append(units, loadService(name, filepath.Join(sdir, e.Name()), &cfg.Global))
+	}
+	link(units, cfg.Global)
+
+	for _, u := range units {
+		problems = append(problems, u.errs...)
+		if u.reason != "" {
+			cfg.Disabled = append(cfg.Disabled, Disabled{Name: u.name, File: u.file, Reason: u.reason})
+		} else {
+			cfg.Services = append(cfg.Services, u.svc)
+		}
+	}
+	slices.SortStableFunc(problems, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
+	})
+	cfg.Problems = problems
+	return cfg, nil
+}
+
+func defaultGlobal(file string) Global {
+	f := defaultGlobalFile()
+	return Global{
+		File:     file,
+		Hostname: f.Hostname,
+		Network:  cnet.BridgeConfig{Name: f.Network.Bridge, Subnet: netip.MustParsePrefix(f.Network.Subnet)},
+		Log:      LogConfig{Level: f.Log.Level, Format: f.Log.Format},
+	}
+}
+
+// loadGlobal reads corral.toml. A missing file means all defaults.
+func loadGlobal(file string) (Global, []*Error) {
+	g := defaultGlobal(file)
+	text, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return g, nil
+	}
+	st := &fileState{file: file}
+	if err != nil {
+		st.errorf("", "cannot read (every global setting has its default): %v", unwrapPath(err))
+		return g, st.errs
+	}
+	f := defaultGlobalFile()
+	if !st.decode(string(text), &f) {
+		st.errorf("", "not used because of the problems below: every global setting has its default")
+		return g, st.errs
+	}
+	c := &globalCheck{fileState: st, f: &f, g: &g}
+	for _, check := range globalChecks {
+		check(c)
+	}
+	return g, st.errs
+}
+
+// unwrapPath drops the path from a *fs.PathError: the Error already names
+// the file.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// unit is one service file on its way to becoming a Service.
+type unit struct {
+	fileState
+	name   string
+	svc    *Service // nil when the file could not be decoded
+	deps   []dep
+	auto   bool
+	reason string // why it is disabled; "" while it is enabled
+}
+
+// loadService reads, decodes and checks one service file.
+func loadService(name, file string, g *Global) *unit {
+	u := &unit{fileState: fileState{file: file}, name: name}
+	if !nameRE.MatchString(name) {
+		u.errorf("", "invalid service name %q (%s)", name, nameRule)
+		return u
+	}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		u.errorf("", "cannot read: %v", unwrapPath(err))
+		return u
+	}
+	decodeService(u, string(text), g)
+	return u
+}
+
+// decodeService decodes and checks the text of one service file.
+func decodeService(u *unit, text string, g *Global) {
+	f := defaultServiceFile(u.name)
+	if !u.decode(text, &f) {
+		return
+	}
+	c := &serviceCheck{
+		fileState: &u.fileState,
+		f:         &f,
+		global:    g,
+		svc: &Service{
+			Name:        u.name,
+			File:        u.file,
+			Description: f.Description,
+			Notify:      f.Notify,
+		},
+	}
+	for _, check := range serviceChecks {
+		check(c)
+	}
+	u.svc, u.deps, u.auto = c.svc, c.deps, c.auto
+}
+
+// link runs the checks that need every service, then decides which
+// services are disabled, in this order (each step only looks at services
+// the steps before left enabled):
+//
+//  1. requires and after must name existing service files
+//  2. static addresses must differ; "auto" addresses are given out
+//  3. a service with any problem is disabled
+//  4. every service on a dependency cycle is disabled
+//  5. a service that requires a disabled service is disabled
+func link(units []*unit, g Global) {
+	slices.SortFunc(units, func(a, b *unit) int { return cmp.Compare(a.name, b.name) })
+	byName := map[string]*unit{}
+	for _, u := range units {
+		if nameRE.MatchString(u.name) {
+			byName[u.name] = u
+		}
+	}
+	for _, u := range units {
+		for _, d := range u.deps {
+			if byName[d.name] == nil {
+				u.errorf(d.key, "unknown service %q (there is no %s/%s.toml)", d.name, servicesDir, d.name)
+			}
+		}
+	}
+	assignAddresses(units, g.Network)
+	for _, u := range units {
+		if len(u.errs) > 0 {
+			slices.SortStableFunc(u.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+			u.reason = u.errs[0].keyMsg()
+			if n := len(u.errs) - 1; n > 0 {
+				u.reason += fmt.Sprintf(" (and %s)", count(n, "more problem"))
+			}
+		}
+	}
+	breakCycles(units, byName)
+	disableDependants(units, byName)
+}
+
+// assignAddresses checks that static addresses are unique, then gives each
+// bridged "auto" service, in name order, the lowest free host address after
+// the gateway. Services with problems take part in neither.
+func assignAddresses(units []*unit, b cnet.BridgeConfig) {
+	used := map[netip.Addr][]*unit{}
+	for _, u := range units {
+		if len(u.errs) == 0 && u.svc.Net.Address.IsValid() {
+			used[u.svc.Net.Address] = append(used[u.svc.Net.Address], u)
+		}
+	}
+	for _, u := range units {
+		if len(u.errs) > 0 {
+			continue
+		}
+		if others := used[u.svc.Net.Address]; len(others) > 1 {
+			var names []string
+			for _, o := range others {
+				if o != u {
+					names = append(names, o.name)
+				}
+			}
+			u.errorf("network.address", "address %s is also the static address of %s", u.svc.Net.Address, strings.Join(names, ", "))
+		}
+	}
+	next, last := b.Gateway().Next(), broadcast(b.Subnet)
+	for _, u := range units {
+		if len(u.errs) > 0 || !u.auto {
+			continue
+		}
+		for used[next] != nil {
+			next = next.Next()
+		}
+		if next == last {
+			u.errorf("network.address", "no free address left in %s for \"auto\"", b.Subnet)
+			continue
+		}
+		u.svc.Net.Address = next
+		used[next] = []*unit{u}
+	}
+}
+
+// breakCycles disables every enabled service that lies on a cycle of
+// requires and after edges between enabled services. Each gets one problem
+// naming the shortest such cycle through it, on its key that starts it.
+func breakCycles(units []*unit, byName map[string]*unit) {
+	type found struct {
+		u     *unit
+		cycle []string
+	}
+	var cycles []found // collected first: disabling changes the graph
+	for _, u := range units {
+		if u.reason == "" {
+			if c := shortestCycle(u, byName); c != nil {
+				cycles = append(cycles, found{u, c})
+			}
+		}
+	}
+	for _, f := range cycles {
+		i := slices.IndexFunc(f.u.deps, func(d dep) bool { return d.name == f.cycle[1] })
+		f.u.reason = "dependency cycle: " + strings.Join(f.cycle, " -> ")
+		f.u.errorf(f.u.deps[i].key, "%s", f.u.reason)
+	}
+}
+
+// shortestCycle searches breadth-first, in key order, for a path of enabled
+// services from u back to u, and returns it ("a", "b", "a"), or nil.
+func shortestCycle(u *unit, byName map[string]*unit) []string {
+	from := map[string]string{} // service -> the one it was reached from
+	queue := []string{u.name}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, d := range byName[cur].deps {
+			if r := byName[d.name]; r == nil || r.reason != "" {
+				continue
+			}
+			if d.name == u.name {
+				cycle := []string{u.name}
+				for n := cur; n != u.name; n = from[n] {
+					cycle = append(cycle, n)
+				}
+				cycle = append(cycle, u.name)
+				slices.Reverse(cycle)
+				return cycle
+			}
+			if _, seen := from[d.name]; !seen {
+				from[d.name] = cur
+				queue = append(queue, d.name)
+			}
+		}
+	}
+	return nil
+}
+
+// disableDependants disables, transitively, every service that requires a
+// disabled one. An after on a disabled service only orders, so it stays.
+func disableDependants(units []*unit, byName map[string]*unit) {
+	done := map[*unit]bool{}
+	var resolve func(u *unit) string
+	resolve = func(u *unit) string {
+		if done[u] || u.reason != "" {
+			return u.reason
+		}
+		done[u] = true // enabled services form no cycle now, but be safe
+		for _, d := range u.deps {
+			if r := byName[d.name]; d.requires && r != nil {
+				if why := resolve(r); why != "" {
+					u.reason = fmt.Sprintf("requires %s, which is disabled: %s", d.name, why)
+					u.errorf(d.key, "%s", u.reason)
+					break
+				}
+			}
+		}
+		return u.reason
+	}
+	for _, u := range units {
+		resolve(u)
+	}
+}

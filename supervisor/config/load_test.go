@@ -1,0 +1,314 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/container"
+	cnet "github.com/corral-init/corral/net"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/bad/*/want.txt from the current output")
+
+// wantDefault is the Service a file with only exec = ["/bin/x"] decodes to.
+func wantDefault(dir, name string, args ...string) *Service {
+	return &Service{
+		Name:               name,
+		File:               filepath.Join(dir, "services", name+".toml"),
+		Restart:            RestartOnFailure,
+		RestartDelay:       100 * time.Millisecond,
+		RestartDelayMax:    30 * time.Second,
+		StableAfter:        10 * time.Second,
+		StartLimitInterval: 60 * time.Second,
+		PermanentExitCodes: []int{125},
+		StopSignal:         unix.SIGTERM,
+		StopTimeout:        10 * time.Second,
+		StartTimeout:       30 * time.Second,
+		Container: container.Spec{
+			Name:     name,
+			Args:     args,
+			Env:      []string{"PATH=" + DefaultPath},
+			Dir:      "/",
+			Hostname: name,
+		},
+		Net: cnet.Spec{Mode: cnet.ModeBridge},
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	const dir = "testdata/good"
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	if !cfg.Report(&report) {
+		t.Fatalf("problems:\n%s", &report)
+	}
+
+	wantGlobal := Global{
+		File:     filepath.Join(dir, "corral.toml"),
+		Hostname: "box.example",
+		Network:  cnet.BridgeConfig{Name: "br-test", Subnet: netip.MustParsePrefix("192.168.7.0/28")},
+		Log:      LogConfig{Level: "debug", Format: "json"},
+		Modules:  []string{"veth", "bridge", "nf_tables"},
+	}
+	if !reflect.DeepEqual(cfg.Global, wantGlobal) {
+		t.Errorf("Global\n got %+v\nwant %+v", cfg.Global, wantGlobal)
+	}
+
+	full := wantDefault(dir, "full", "/usr/bin/full", "--name", "a b", "c d", "e f")
+	full.Description = "every key set"
+	full.Requires = []string{"minimal"}
+	full.After = []string{"host-net", "minimal"}
+	full.Restart = RestartAlways
+	full.RestartDelay = time.Second
+	full.RestartDelayMax = time.Minute
+	full.StableAfter = 30 * time.Second
+	full.StartLimitBurst = 3
+	full.StartLimitInterval = 5 * time.Minute
+	full.PermanentExitCodes = []int{0, 125, 255}
+	full.StopSignal = unix.SIGINT
+	full.StopTimeout = 90 * time.Second
+	full.Notify = true
+	full.StartTimeout = 45 * time.Second
+	full.Container = container.Spec{
+		Name:     "full",
+		Args:     full.Container.Args,
+		Env:      []string{"ALPHA=first", "PATH=/opt/bin", "ZED=last"},
+		Dir:      "/var/lib/full",
+		User:     "1000",
+		Group:    "staff",
+		Hostname: "full.local",
+		Rootfs:   "/srv/rootfs",
+		Mounts: []container.Mount{
+			{Type: container.MountBind, Source: "/data/full", Target: "/var/lib/full", ReadOnly: true},
+			{Type: container.MountBind, Source: "/etc/ssl", Target: "/etc/ssl"},
+			{Type: container.MountTmpfs, Target: "/var/cache/full", Size: 16 << 20},
+			{Type: container.MountTmpfs, Target: "/scratch", ReadOnly: true},
+		},
+		Init:   true,
+		Limits: container.Limits{MemoryMax: 1 << 30, CPU: 2, PidsMax: 100},
+	}
+	full.Net.Address = netip.MustParseAddr("192.168.7.2")
+
+	hostNet := wantDefault(dir, "host-net", "/usr/sbin/sshd", "-D", "-e")
+	hostNet.StopSignal = unix.SIGHUP
+	hostNet.PermanentExitCodes = nil
+	hostNet.Net.Mode = cnet.ModeHost
+	hostNet.Container.HostNetwork = true
+
+	minimal := wantDefault(dir, "minimal", "/bin/sleep", "1000")
+	minimal.Net.Address = netip.MustParseAddr("192.168.7.3") // the first free after the static .2
+
+	none := wantDefault(dir, "none", "/bin/true")
+	none.Restart = RestartNever
+	none.Container.User = "nobody"
+	none.Container.Group = "65534"
+	none.Net.Mode = cnet.ModeNone
+
+	zzAuto := wantDefault(dir, "zz-auto", "/bin/cat")
+	zzAuto.Container.Limits = container.Limits{MemoryMax: MinMemory, CPU: 0.25}
+	zzAuto.Net.Address = netip.MustParseAddr("192.168.7.4")
+
+	want := []*Service{full, hostNet, minimal, none, zzAuto}
+	if len(cfg.Services) != len(want) {
+		t.Fatalf("got %d services, want %d", len(cfg.Services), len(want))
+	}
+	for i, got := range cfg.Services {
+		if !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("service %s\n got %+v\nwant %+v", want[i].Name, *got, *want[i])
+		}
+	}
+	if got := cfg.Service("minimal"); got != cfg.Services[2] {
+		t.Errorf("Service(minimal) = %v", got)
+	}
+	if got := cfg.Service("nope"); got != nil {
+		t.Errorf("Service(nope) = %v, want nil", got)
+	}
+}
+
+// TestLoadBad loads every directory in testdata/bad and compares what
+// `corral check` would print with its want.txt. Run with -update to
+// rewrite the want files, then review the diff.
+func TestLoadBad(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/bad/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no testdata/bad: %v", err)
+	}
+	for _, dir := range dirs {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			// Load "." so files are named services/x.toml, as `corral check`
+			// run in the directory would show them.
+			t.Chdir(abs)
+			cfg, err := Load(".")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if cfg.Report(&got) {
+				t.Error("Report says ok, want problems")
+			}
+			if *update {
+				if err := os.WriteFile("want.txt", got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile("want.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != string(want) {
+				t.Errorf("report\n--- got\n%s--- want\n%s", &got, want)
+			}
+			// Problems are in file order, then line order.
+			for i := 1; i < len(cfg.Problems); i++ {
+				a, b := cfg.Problems[i-1], cfg.Problems[i]
+				if a.File > b.File || a.File == b.File && a.Line > b.Line {
+					t.Errorf("problems out of order: %v before %v", a, b)
+				}
+			}
+			// A service file named ok.toml must load whatever else is broken.
+			if _, err := os.Stat("services/ok.toml"); err == nil && cfg.Service("ok") == nil {
+				t.Error("service ok did not load")
+			}
+		})
+	}
+}
+
+// TestBadFileDoesNotStopOthers puts every bad service file of testdata/bad
+// into one directory, beside one good file.
+func TestBadFileDoesNotStopOthers(t *testing.T) {
+	sdir := filepath.Join(t.TempDir(), "services")
+	if err := os.Mkdir(sdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("testdata/bad/*/services/*.toml")
+	for _, f := range files {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// bad-name/services/Web.toml becomes bad-name-Web.toml: still bad.
+		name := filepath.Base(filepath.Dir(filepath.Dir(f))) + "-" + filepath.Base(f)
+		if err := os.WriteFile(filepath.Join(sdir, name), text, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sdir, "good.toml"), []byte(`exec = ["/bin/true"]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(filepath.Dir(sdir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Service("good") == nil {
+		var b bytes.Buffer
+		cfg.Report(&b)
+		t.Fatalf("good did not load beside %d bad files:\n%s", len(files), &b)
+	}
+	if len(cfg.Problems) < len(files)/2 {
+		t.Errorf("only %d problems in %d files", len(cfg.Problems), len(files))
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	const dir = "../../etc-examples"
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	if !cfg.Report(&report) {
+		t.Errorf("etc-examples has problems:\n%s", &report)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "services", "*.toml"))
+	if len(cfg.Services) != len(files) || len(files) == 0 {
+		t.Errorf("%d services for %d files", len(cfg.Services), len(files))
+	}
+	// The demo depends on these.
+	if web := cfg.Service("web"); web == nil || web.Net.Address != netip.MustParseAddr("10.88.0.10") || !web.Container.Init {
+		t.Errorf("web = %+v", web)
+	}
+	if hello := cfg.Service("hello"); hello == nil || !hello.Notify || hello.Container.Args[0] != "/usr/libexec/corral/hello" {
+		t.Errorf("hello = %+v", hello)
+	}
+	if flaky := cfg.Service("flaky"); flaky == nil || len(flaky.Container.Args) != 4 || flaky.StartLimitBurst != 5 {
+		t.Errorf("flaky = %+v", flaky)
+	}
+	if cfg.Global.Hostname != "corral-demo" {
+		t.Errorf("hostname = %q", cfg.Global.Hostname)
+	}
+}
+
+func TestLoadDirectories(t *testing.T) {
+	t.Run("missing dir is an error", func(t *testing.T) {
+		_, err := Load(filepath.Join(t.TempDir(), "nope"))
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("err = %v, want fs.ErrNotExist", err)
+		}
+	})
+	t.Run("empty dir is all defaults", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &Config{Dir: dir, Global: defaultGlobal(filepath.Join(dir, "corral.toml"))}
+		if !reflect.DeepEqual(cfg, want) {
+			t.Errorf("got %+v\nwant %+v", cfg, want)
+		}
+		var b bytes.Buffer
+		if !cfg.Report(&b) || b.String() != "0 services ok, 0 disabled, 0 problems\n" {
+			t.Errorf("report = %q", &b)
+		}
+	})
+	t.Run("services is a file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "services"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err == nil {
+			t.Error("no error")
+		}
+	})
+}
+
+func TestDefaultGlobal(t *testing.T) {
+	want := Global{
+		File:     "x",
+		Hostname: "corral",
+		Network:  cnet.BridgeConfig{Name: "corral0", Subnet: netip.MustParsePrefix("10.88.0.0/24")},
+		Log:      LogConfig{Level: "info", Format: "auto"},
+	}
+	if got := defaultGlobal("x"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestRestartString(t *testing.T) {
+	for r, want := range map[Restart]string{RestartOnFailure: "on-failure", RestartAlways: "always", RestartNever: "never", 9: "unknown"} {
+		if got := r.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", r, got, want)
+		}
+	}
+	var zero Restart
+	if zero != RestartOnFailure {
+		t.Error("the zero Restart is not RestartOnFailure")
+	}
+}

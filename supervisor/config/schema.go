@@ -1,0 +1,210 @@
+package config
+
+import "time"
+
+// This file is the TOML schema. Every key is documented on its field; the
+// field's default is set in defaultServiceFile or defaultGlobalFile, which
+// pre-fill the struct before decoding, so a key left out keeps its default.
+// Nothing outside this package sees these types.
+
+// Defaults and limits that are not plain field defaults.
+const (
+	// MinMemory is the smallest limits.memory accepted. The child stage, a
+	// Go program, runs inside the service's cgroup before it execs the
+	// service, and needs a few MB of its own.
+	MinMemory = 8 << 20
+	// MinPids is the smallest limits.pids accepted: the child stage's Go
+	// runtime starts a handful of threads before it execs the service.
+	MinPids = 16
+	// MaxCPU is the largest limits.cpu accepted, in cores.
+	MaxCPU = 1024
+
+	// DefaultPath is the PATH of a service whose env does not set one.
+	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+	globalFileName = "corral.toml"
+	servicesDir    = "services"
+)
+
+// globalFile is corral.toml.
+type globalFile struct {
+	// Hostname of the machine, set at boot. Default "corral".
+	Hostname string `toml:"hostname"`
+	// Modules are kernel modules loaded at boot, in order, e.g.
+	// ["veth", "bridge"]. Default none.
+	Modules []string `toml:"modules"`
+	// Network is the bridge network shared by every bridged service.
+	Network bridgeTable `toml:"network"`
+	// Log configures the supervisor's own log.
+	Log logTable `toml:"log"`
+}
+
+// bridgeTable is [network] in corral.toml.
+type bridgeTable struct {
+	// Bridge is the bridge interface name, at most 15 characters.
+	// Default "corral0".
+	Bridge string `toml:"bridge"`
+	// Subnet is the bridge's IPv4 network in CIDR form, prefix length 8 to
+	// 30. Its first host address is the bridge's own (the services'
+	// gateway). Default "10.88.0.0/24".
+	Subnet string `toml:"subnet"`
+}
+
+// logTable is [log] in corral.toml.
+type logTable struct {
+	// Level is "debug", "info", "warn" or "error". Default "info".
+	Level string `toml:"level"`
+	// Format is "auto" (console on a terminal, else json), "console" or
+	// "json". Default "auto".
+	Format string `toml:"format"`
+}
+
+func defaultGlobalFile() globalFile {
+	return globalFile{
+		Hostname: "corral",
+		Network:  bridgeTable{Bridge: "corral0", Subnet: "10.88.0.0/24"},
+		Log:      logTable{Level: "info", Format: "auto"},
+	}
+}
+
+// serviceFile is services/NAME.toml.
+type serviceFile struct {
+	// Description is free text shown in status output. Default "".
+	Description string `toml:"description"`
+	// Exec is the program and its arguments, required. Either an array of
+	// strings (the argv) or one string split into words like a shell would
+	// (single quotes, double quotes and backslashes; no variables, globs,
+	// pipes or redirections: no shell runs it). The program must be an
+	// absolute path; PATH is not searched.
+	Exec raw `toml:"exec"`
+	// Env adds environment variables. The environment is PATH (DefaultPath
+	// unless Env sets it) plus these, sorted by name. NOTIFY_SOCKET is set
+	// by corral and cannot be given. Default none.
+	Env map[string]string `toml:"env"`
+	// Workdir is the working directory, an absolute path. Default "/".
+	Workdir string `toml:"workdir"`
+	// User and Group are names (looked up in the container's /etc/passwd
+	// and /etc/group) or numeric ids, as strings or integers. Default root.
+	User  raw `toml:"user"`
+	Group raw `toml:"group"`
+	// Requires lists services that must be running first; if one of them
+	// is disabled, so is this service. Requires also orders. Default none.
+	Requires []string `toml:"requires"`
+	// After lists services to start before this one, without depending on
+	// them. Default none.
+	After []string `toml:"after"`
+	// Restart is "on-failure" (non-zero exit or killed by a signal),
+	// "always" or "never". Default "on-failure".
+	Restart string `toml:"restart"`
+	// RestartDelay is the first backoff delay, doubled after every
+	// consecutive failure. Must be more than 0. Default "100ms".
+	RestartDelay duration `toml:"restart_delay"`
+	// RestartDelayMax caps the backoff delay; at least restart_delay.
+	// Default "30s".
+	RestartDelayMax duration `toml:"restart_delay_max"`
+	// StableAfter: a run at least this long resets the backoff, and the
+	// service restarts at once. Must be more than 0. Default "10s".
+	StableAfter duration `toml:"stable_after"`
+	// StartLimitBurst is how many starts are allowed within
+	// start_limit_interval before the service is Failed. 0 means no limit:
+	// an unattended device should keep retrying slowly rather than give up
+	// (s6's stance; systemd's StartLimitBurst is opt-in here). Default 0.
+	StartLimitBurst int `toml:"start_limit_burst"`
+	// StartLimitInterval is the window for start_limit_burst. Must be more
+	// than 0. Default "60s".
+	StartLimitInterval duration `toml:"start_limit_interval"`
+	// PermanentExitCodes are exit codes (0 to 255) after which the service
+	// is not restarted, whatever the policy: gokrazy's convention.
+	// Default [125].
+	PermanentExitCodes []int `toml:"permanent_exit_codes"`
+	// StopSignal is sent first when the service is stopped, by name:
+	// "SIGTERM" or "TERM" (any case). Default "SIGTERM".
+	StopSignal string `toml:"stop_signal"`
+	// StopTimeout is how long after the stop signal the cgroup is killed.
+	// Default "10s".
+	StopTimeout duration `toml:"stop_timeout"`
+	// Notify makes the service Running only when it sends READY=1 to
+	// $NOTIFY_SOCKET, instead of as soon as it is exec'd. Default false.
+	Notify bool `toml:"notify"`
+	// StartTimeout is how long a notify service has to send READY=1.
+	// Must be more than 0. Default "30s".
+	StartTimeout duration `toml:"start_timeout"`
+	// Limits are the service's cgroup limits.
+	Limits limitsTable `toml:"limits"`
+	// Container shapes the service's container.
+	Container containerTable `toml:"container"`
+	// Network is the service's networking.
+	Network networkTable `toml:"network"`
+}
+
+// limitsTable is [limits]. A key left out means "not limited".
+type limitsTable struct {
+	// Memory is the memory limit, a size such as "64M"; at least 8M
+	// (MinMemory).
+	Memory *size `toml:"memory"`
+	// CPU is the CPU limit in cores, fractional allowed (0.5 = half a core),
+	// more than 0 and at most 1024.
+	CPU *float64 `toml:"cpu"`
+	// Pids caps processes plus threads; at least 16 (MinPids).
+	Pids *int64 `toml:"pids"`
+}
+
+// containerTable is [container].
+type containerTable struct {
+	// Rootfs is the directory that becomes the service's "/", always
+	// read-only. Default "": the supervisor's own root, read-only.
+	Rootfs string `toml:"rootfs"`
+	// Hostname inside the container. Default: the service name.
+	Hostname string `toml:"hostname"`
+	// Init keeps a tiny init in the container that forwards signals to the
+	// service and reaps orphans, for programs not written to be PID 1.
+	// Default false.
+	Init bool `toml:"init"`
+	// Mounts are extra mounts, [[container.mounts]] tables.
+	Mounts []mountTable `toml:"mounts"`
+}
+
+// mountTable is one [[container.mounts]].
+type mountTable struct {
+	// Type is "bind" or "tmpfs". Default "bind" when source is set.
+	Type string `toml:"type"`
+	// Source is the absolute path to bind (bind only).
+	Source string `toml:"source"`
+	// Target is the absolute path inside the container, not "/". Targets
+	// must differ.
+	Target string `toml:"target"`
+	// ReadOnly mounts read-only. Default true for bind, false for tmpfs.
+	ReadOnly *bool `toml:"read_only"`
+	// Size caps a tmpfs, e.g. "16M" (tmpfs only). Default: the kernel's,
+	// half of RAM.
+	Size *size `toml:"size"`
+}
+
+// networkTable is [network] in a service file.
+type networkTable struct {
+	// Mode is "bridge" (own network namespace on the corral bridge),
+	// "host" (share the supervisor's) or "none" (own namespace, only lo).
+	// Default "bridge".
+	Mode string `toml:"mode"`
+	// Address is "auto" (the lowest free address of the bridge subnet,
+	// given out in service name order) or a static IPv4 address in the
+	// subnet. Bridge mode only. Default "auto".
+	Address *string `toml:"address"`
+}
+
+func defaultServiceFile(name string) serviceFile {
+	return serviceFile{
+		Workdir:            "/",
+		Restart:            "on-failure",
+		RestartDelay:       duration(100 * time.Millisecond),
+		RestartDelayMax:    duration(30 * time.Second),
+		StableAfter:        duration(10 * time.Second),
+		StartLimitInterval: duration(60 * time.Second),
+		PermanentExitCodes: []int{125},
+		StopSignal:         "SIGTERM",
+		StopTimeout:        duration(10 * time.Second),
+		StartTimeout:       duration(30 * time.Second),
+		Container:          containerTable{Hostname: name},
+		Network:            networkTable{Mode: "bridge"},
+	}
+}
