@@ -1,0 +1,371 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/corral-init/corral/container"
+	"github.com/corral-init/corral/internal/logring"
+	"github.com/corral-init/corral/supervisor/config"
+	"github.com/corral-init/corral/supervisor/notify"
+)
+
+// Transition is one entry of a service's history.
+type TransitionRecord struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Event  string    `json:"event"`
+	Reason string    `json:"reason"`
+}
+
+// historyLen bounds each service's transition history.
+const historyLen = 32
+
+// Snapshot is an immutable copy of one service's status.
+type Snapshot struct {
+	Name     string             `json:"name"`
+	State    State              `json:"state"`
+	Since    time.Time          `json:"since"`
+	Pid      int                `json:"pid,omitempty"`
+	Restarts int                `json:"restarts"`
+	LastExit string             `json:"last_exit,omitempty"`
+	Reason   string             `json:"reason,omitempty"`
+	Status   string             `json:"status,omitempty"` // STATUS= text
+	Address  string             `json:"address,omitempty"`
+	Notify   bool               `json:"notify,omitempty"`
+	Cgroup   string             `json:"cgroup,omitempty"`
+	Waiting  string             `json:"waiting,omitempty"` // why it has not been started yet
+	History  []TransitionRecord `json:"history,omitempty"`
+
+	inst Instance // for live cgroup readings; never used to change anything
+}
+
+// MemoryBytes reads the service's current memory from its cgroup.
+func (s Snapshot) MemoryBytes() (int64, bool) {
+	if s.inst == nil {
+		return 0, false
+	}
+	n, err := s.inst.Memory()
+	return n, err == nil
+}
+
+// actorMsg is everything that reaches an actor.
+type actorMsg struct {
+	ev Event
+	// gen ties exits and notify messages to an instance, and firings to a
+	// timer; stale ones are ignored.
+	gen     uint64
+	timer   bool
+	notify  *notify.Message
+	waiting *string
+	reply   chan error
+}
+
+// actor owns one service's state; everything reaches it through inbox.
+type actor struct {
+	def     *config.Service
+	policy  Policy
+	rt      Runtime
+	clock   Clock
+	log     zerolog.Logger
+	inbox   chan actorMsg
+	logs    *logring.Ring
+	output  func(svc, text string, partial bool)
+	changed func()
+	rng     *rand.Rand
+
+	snap atomicSnapshot
+
+	// Owned by the actor goroutine.
+	state    State
+	memo     Memo
+	since    time.Time
+	inst     Instance
+	instGen  uint64
+	timer    Timer
+	timerGen uint64
+	timerFor TimerKind
+	launches int
+	lastExit string
+	reason   string
+	status   string
+	waiting  string
+	history  []TransitionRecord
+	dropped  uint64
+}
+
+func newActor(def *config.Service, rt Runtime, clock Clock, log zerolog.Logger, output func(string, string, bool), changed func()) *actor {
+	a := &actor{
+		def:     def,
+		policy:  PolicyOf(def),
+		rt:      rt,
+		clock:   clock,
+		log:     log.With().Str("svc", def.Name).Logger(),
+		inbox:   make(chan actorMsg, 64),
+		logs:    logring.New(1000, 256<<10),
+		output:  output,
+		changed: changed,
+		rng:     rand.New(rand.NewPCG(uint64(clock.Now().UnixNano()), uint64(len(def.Name)))),
+		state:   Stopped,
+		since:   clock.Now(),
+	}
+	a.publish()
+	return a
+}
+
+func (a *actor) run(done <-chan struct{}) {
+	for {
+		select {
+		case m := <-a.inbox:
+			a.safeHandle(m)
+		case <-done:
+			return
+		}
+	}
+}
+
+// safeHandle keeps a bug in one service's handling from taking PID 1 down:
+// the panic is logged with its stack and the service is marked failed.
+func (a *actor) safeHandle(m actorMsg) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("internal error handling service event")
+			if m.reply != nil {
+				m.reply <- fmt.Errorf("internal error: %v", r)
+			}
+			a.setState(Failed, Event{Kind: EvSetupFailed}, fmt.Sprintf("internal error: %v", r))
+		}
+	}()
+	a.handle(m)
+}
+
+// request sends an operator request and waits for the answer.
+func (a *actor) request(kind EventKind) error {
+	reply := make(chan error, 1)
+	a.inbox <- actorMsg{ev: Event{Kind: kind}, reply: reply}
+	return <-reply
+}
+
+// post sends a request without waiting for the answer.
+func (a *actor) post(kind EventKind) { a.inbox <- actorMsg{ev: Event{Kind: kind}} }
+
+func (a *actor) setWaiting(why string) { a.inbox <- actorMsg{waiting: &why} }
+
+func (a *actor) handle(m actorMsg) {
+	switch {
+	case m.waiting != nil:
+		if a.waiting != *m.waiting {
+			a.waiting = *m.waiting
+			a.publish()
+		}
+		return
+	case m.notify != nil:
+		if m.gen != a.instGen || a.inst == nil {
+			return
+		}
+		if m.notify.HasStatus && m.notify.Status != a.status {
+			a.status = m.notify.Status
+			a.log.Debug().Str("status", a.status).Msg("status")
+			a.publish()
+		}
+		if !m.notify.Ready {
+			return
+		}
+		m.ev = Event{Kind: EvReady}
+	case m.timer:
+		if m.gen != a.timerGen {
+			return // a timer that was re-armed or cancelled
+		}
+		a.timer = nil
+		switch a.timerFor {
+		case TimerStart:
+			m.ev = Event{Kind: EvStartTimeout}
+		case TimerStop:
+			m.ev = Event{Kind: EvStopTimeout}
+		case TimerBackoff:
+			m.ev = Event{Kind: EvBackoffElapsed}
+		}
+	case m.ev.Kind == EvExited && m.gen != a.instGen:
+		return
+	}
+	err := a.event(m.ev)
+	if m.reply != nil {
+		m.reply <- err
+	}
+}
+
+// event runs one transition and carries out its actions.
+func (a *actor) event(ev Event) error {
+	now := a.clock.Now()
+	res, err := Transition(a.state, ev, a.policy, a.memo, now, a.rng.Float64()*2-1)
+	if err != nil {
+		var te *TransitionError
+		if errors.As(err, &te) {
+			return err
+		}
+		a.log.Error().Err(err).Msg("state machine")
+		return err
+	}
+	if res.Ignored {
+		return nil
+	}
+	a.memo = res.Memo
+	if ev.Kind == EvExited {
+		a.lastExit = ev.Exit.Reason()
+	} else if ev.Kind == EvSetupFailed {
+		a.lastExit = "setup failed: " + errString(ev.Err)
+	}
+	a.setState(res.To, ev, res.Reason)
+	for _, act := range res.Actions {
+		a.do(act)
+	}
+	if len(res.Actions) > 0 {
+		a.publish() // the actions may have changed the instance (cleanup)
+	}
+	return nil
+}
+
+func (a *actor) setState(to State, ev Event, reason string) {
+	from := a.state
+	now := a.clock.Now()
+	if from != to {
+		a.since = now
+	}
+	a.state, a.reason = to, reason
+	if to == Starting || to == Running {
+		a.waiting = ""
+	}
+	a.history = append(a.history, TransitionRecord{Time: now, From: from.String(), To: to.String(), Event: ev.Kind.String(), Reason: reason})
+	if len(a.history) > historyLen {
+		a.history = a.history[len(a.history)-historyLen:]
+	}
+	lvl := zerolog.InfoLevel
+	switch to {
+	case Failed:
+		lvl = zerolog.ErrorLevel
+	case Backoff:
+		lvl = zerolog.WarnLevel
+	}
+	e := a.log.WithLevel(lvl).Str("from", from.String()).Str("to", to.String()).Str("event", ev.Kind.String())
+	if a.inst != nil {
+		e = e.Int("pid", a.inst.Pid())
+	}
+	if ev.Kind == EvExited {
+		e = e.Int("exit_code", ev.Exit.Code)
+		if ev.Exit.Signal != 0 {
+			e = e.Str("signal", ev.Exit.Signal.String())
+		}
+	}
+	if to == Backoff || to == Starting {
+		e = e.Int("attempt", a.memo.Attempt+1)
+	}
+	e.Msg(to.String() + ": " + reason)
+	a.publish()
+}
+
+func (a *actor) do(act Action) {
+	switch act.Kind {
+	case ActLaunch:
+		a.launch()
+	case ActSignal:
+		if a.inst != nil {
+			if err := a.inst.Signal(act.Signal); err != nil && !errors.Is(err, container.ErrNotRunning) {
+				a.log.Warn().Err(err).Msg("send stop signal")
+			}
+		}
+	case ActKill:
+		if a.inst != nil {
+			if err := a.inst.Kill(); err != nil {
+				a.log.Warn().Err(err).Msg("kill cgroup")
+			}
+		}
+	case ActArmTimer:
+		a.stopTimer()
+		a.timerGen++
+		gen := a.timerGen
+		a.timerFor = act.Timer
+		a.timer = a.clock.AfterFunc(act.Delay, func() { a.inbox <- actorMsg{timer: true, gen: gen} })
+	case ActCancelTimer:
+		a.stopTimer()
+	case ActCleanup:
+		if a.inst != nil {
+			a.inst.Cleanup()
+			a.inst = nil
+		}
+	}
+}
+
+func (a *actor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	a.timerGen++ // a firing already queued is now stale
+}
+
+func (a *actor) launch() {
+	a.instGen++
+	gen := a.instGen
+	a.launches++
+	a.status = ""
+	h := Hooks{
+		OnExit: func(e container.Exit) {
+			// Never drop an exit: this blocks its own goroutine if the inbox
+			// is full, not the reaper.
+			a.inbox <- actorMsg{ev: Event{Kind: EvExited, Exit: e}, gen: gen}
+		},
+		OnNotify: func(m notify.Message) {
+			select {
+			case a.inbox <- actorMsg{notify: &m, gen: gen}:
+			default:
+				// A flood of datagrams must not grow memory or block; the
+				// socket buffer is the bound, and this is the overflow.
+				a.dropped++
+			}
+		},
+		OnOutput: func(text string, partial bool) {
+			a.logs.Add(time.Now(), text, partial)
+			if a.output != nil {
+				a.output(a.def.Name, text, partial)
+			}
+		},
+	}
+	inst, err := a.rt.Start(a.def, h)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("launch failed")
+		_ = a.event(Event{Kind: EvSetupFailed, Err: err})
+		return
+	}
+	a.inst = inst
+	_ = a.event(Event{Kind: EvExec})
+}
+
+func (a *actor) publish() {
+	s := &Snapshot{
+		Name: a.def.Name, State: a.state, Since: a.since,
+		Restarts: max(0, a.launches-1), LastExit: a.lastExit, Reason: a.reason,
+		Status: a.status, Notify: a.def.Notify, Waiting: a.waiting,
+		History: append([]TransitionRecord(nil), a.history...),
+	}
+	if a.def.Net.Address.IsValid() {
+		s.Address = a.def.Net.Address.String()
+	}
+	if a.inst != nil {
+		s.Pid = a.inst.Pid()
+		s.Cgroup = a.inst.CgroupPath()
+		s.inst = a.inst
+	}
+	a.snap.Store(s)
+	if a.changed != nil {
+		a.changed()
+	}
+}
+
+// LogLine is one line of a service's output.
+type LogLine = logring.Line

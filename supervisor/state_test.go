@@ -1,0 +1,247 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/container"
+	"github.com/corral-init/corral/supervisor/config"
+)
+
+var t0 = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+
+func basePolicy() Policy {
+	return Policy{
+		Restart: config.RestartOnFailure, RestartDelay: 100 * time.Millisecond, RestartDelayMax: 2 * time.Second,
+		StableAfter: 10 * time.Second, StartLimitBurst: 0, StartLimitInterval: time.Minute,
+		PermanentExitCodes: []int{125}, StopSignal: unix.SIGTERM, StopTimeout: 5 * time.Second,
+		StartTimeout: 3 * time.Second,
+	}
+}
+
+func kinds(acts []Action) string {
+	var s []string
+	for _, a := range acts {
+		k := a.Kind.String()
+		if a.Kind == ActArmTimer {
+			k += fmt.Sprintf("(%d,%s)", a.Timer, a.Delay)
+		}
+		s = append(s, k)
+	}
+	return strings.Join(s, " ")
+}
+
+var (
+	crash = Event{Kind: EvExited, Exit: container.Exit{Code: 3}}
+	clean = Event{Kind: EvExited, Exit: container.Exit{Code: 0}}
+)
+
+func ev(k EventKind) Event {
+	switch k {
+	case EvExited:
+		return crash
+	case EvSetupFailed:
+		return Event{Kind: k, Err: errors.New("mount /x: no such file or directory")}
+	}
+	return Event{Kind: k}
+}
+
+// cell is the expected outcome of one (state, event) pair.
+type cell struct {
+	to      State
+	acts    string
+	ignored bool
+	terr    bool // a TransitionError
+}
+
+// TestEveryCell walks every state × event with an on-failure, non-notify
+// policy, a fresh memo and a run that exec'd one second ago.
+func TestEveryCell(t *testing.T) {
+	ign := func(s State) cell { return cell{to: s, ignored: true} }
+	stop := "signal arm-timer(2,5s)"
+	relaunch := "launch"
+	backoff := "arm-timer(3,100ms)"
+	want := map[State]map[EventKind]cell{
+		Stopped: {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Stopped, ignored: true, terr: true}},
+		Done:    {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Done, ignored: true, terr: true}},
+		Failed:  {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Failed, ignored: true, terr: true}},
+		Starting: {
+			EvStart: {to: Starting, ignored: true, terr: true}, EvStop: {to: Stopping, acts: stop}, EvRestart: {to: Stopping, acts: stop},
+			EvExec: {to: Running}, EvExited: {to: Backoff, acts: "cancel-timer cleanup " + backoff},
+			EvSetupFailed: {to: Backoff, acts: "cancel-timer cleanup " + backoff}, EvStartTimeout: {to: Stopping, acts: stop},
+		},
+		Running: {
+			EvStart: {to: Running, ignored: true, terr: true}, EvStop: {to: Stopping, acts: stop}, EvRestart: {to: Stopping, acts: stop},
+			EvExited: {to: Backoff, acts: "cleanup " + backoff},
+		},
+		Stopping: {
+			EvStart: {to: Stopping}, EvRestart: {to: Stopping}, EvStop: ign(Stopping),
+			EvExited: {to: Stopped, acts: "cancel-timer cleanup"}, EvStopTimeout: {to: Stopping, acts: "kill"},
+		},
+		Backoff: {
+			EvStart: {to: Starting, acts: "cancel-timer " + relaunch}, EvRestart: {to: Starting, acts: "cancel-timer " + relaunch},
+			EvStop: {to: Stopped, acts: "cancel-timer"}, EvBackoffElapsed: {to: Starting, acts: relaunch},
+		},
+	}
+	for _, st := range States {
+		for _, k := range Events {
+			t.Run(st.String()+"/"+k.String(), func(t *testing.T) {
+				w, ok := want[st][k]
+				if !ok {
+					w = ign(st) // every cell not listed must be an explicit "ignore"
+				}
+				m := Memo{ExecAt: t0.Add(-time.Second)}
+				got, err := Transition(st, ev(k), basePolicy(), m, t0, 0)
+				var te *TransitionError
+				if gotTE := errors.As(err, &te); gotTE != w.terr || (err != nil && !gotTE) {
+					t.Fatalf("err = %v, want transition error: %v", err, w.terr)
+				}
+				if got.To != w.to || got.Ignored != w.ignored || kinds(got.Actions) != w.acts {
+					t.Errorf("got to=%s ignored=%v acts=%q, want to=%s ignored=%v acts=%q (reason %q)",
+						got.To, got.Ignored, kinds(got.Actions), w.to, w.ignored, w.acts, got.Reason)
+				}
+				if !got.Ignored && got.Reason == "" {
+					t.Error("a transition without a reason")
+				}
+			})
+		}
+	}
+}
+
+func TestNotifyWaitsForReady(t *testing.T) {
+	p := basePolicy()
+	p.Notify = true
+	r, _ := Transition(Stopped, ev(EvStart), p, Memo{}, t0, 0)
+	if r.To != Starting || kinds(r.Actions) != "arm-timer(1,3s) launch" {
+		t.Fatalf("start: %s %q", r.To, kinds(r.Actions))
+	}
+	r, _ = Transition(Starting, ev(EvExec), p, r.Memo, t0, 0)
+	if r.To != Starting || r.Memo.ExecAt != t0 {
+		t.Fatalf("exec of a notify service: %s, ExecAt %v", r.To, r.Memo.ExecAt)
+	}
+	r2, _ := Transition(Starting, ev(EvReady), p, r.Memo, t0, 0)
+	if r2.To != Running || kinds(r2.Actions) != "cancel-timer" {
+		t.Errorf("ready: %s %q", r2.To, kinds(r2.Actions))
+	}
+	// No READY=1 in time: stop it, and count that as a failed run.
+	r3, _ := Transition(Starting, ev(EvStartTimeout), p, r.Memo, t0.Add(3*time.Second), 0)
+	if r3.To != Stopping || r3.Memo.AfterStop != toFailure || !strings.Contains(r3.Reason, "no READY=1 within 3s") {
+		t.Fatalf("timeout: %+v", r3)
+	}
+	r4, _ := Transition(Stopping, clean, p, r3.Memo, t0.Add(4*time.Second), 0)
+	if r4.To != Backoff || !strings.Contains(r4.Reason, "no READY=1") {
+		t.Errorf("exit after timeout: %s %q", r4.To, r4.Reason)
+	}
+	// Exiting before READY=1 fails at once (then backs off).
+	r5, _ := Transition(Starting, crash, p, r.Memo, t0, 0)
+	if r5.To != Backoff || !strings.Contains(r5.Reason, "exited 3 before READY=1") {
+		t.Errorf("early exit: %s %q", r5.To, r5.Reason)
+	}
+}
+
+func TestRestartPolicies(t *testing.T) {
+	ran := Memo{ExecAt: t0.Add(-time.Second)}
+	tests := []struct {
+		name    string
+		restart config.Restart
+		exit    container.Exit
+		want    State
+	}{
+		{"on-failure clean exit is done", config.RestartOnFailure, container.Exit{Code: 0}, Done},
+		{"on-failure crash backs off", config.RestartOnFailure, container.Exit{Code: 1}, Backoff},
+		{"on-failure signal backs off", config.RestartOnFailure, container.Exit{Code: -1, Signal: unix.SIGSEGV}, Backoff},
+		{"always restarts a clean exit", config.RestartAlways, container.Exit{Code: 0}, Backoff},
+		{"never: clean exit is done", config.RestartNever, container.Exit{Code: 0}, Done},
+		{"never: crash is failed", config.RestartNever, container.Exit{Code: 2}, Failed},
+		{"permanent exit code is failed", config.RestartAlways, container.Exit{Code: 125}, Failed},
+		{"oom kill backs off", config.RestartOnFailure, container.Exit{Code: -1, Signal: unix.SIGKILL, OOMKilled: true}, Backoff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := basePolicy()
+			p.Restart = tt.restart
+			r, err := Transition(Running, Event{Kind: EvExited, Exit: tt.exit}, p, ran, t0, 0)
+			if err != nil || r.To != tt.want {
+				t.Errorf("got %s (%v, %q), want %s", r.To, err, r.Reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestStableRunRestartsAtOnce(t *testing.T) {
+	p := basePolicy()
+	m := Memo{Attempt: 4, ExecAt: t0.Add(-11 * time.Second), Starts: []time.Time{t0.Add(-20 * time.Second)}}
+	r, _ := Transition(Running, crash, p, m, t0, 0)
+	if r.To != Starting || kinds(r.Actions) != "cleanup launch" || r.Memo.Attempt != 0 {
+		t.Errorf("got %s %q attempt %d, want an immediate relaunch with the counter reset", r.To, kinds(r.Actions), r.Memo.Attempt)
+	}
+}
+
+func TestBackoffDoublesToTheCapAndStartLimitFails(t *testing.T) {
+	p := basePolicy()
+	p.StartLimitBurst = 6
+	clock := t0
+	var m Memo
+	r, _ := Transition(Stopped, ev(EvStart), p, m, clock, 0)
+	var delays []time.Duration
+	for i := 0; i < 10 && r.To != Failed; i++ {
+		r, _ = Transition(Starting, ev(EvExec), p, r.Memo, clock, 0)
+		r, _ = Transition(Running, crash, p, r.Memo, clock.Add(50*time.Millisecond), 0)
+		if r.To == Failed {
+			break
+		}
+		d := r.Actions[len(r.Actions)-1].Delay
+		delays = append(delays, d)
+		clock = clock.Add(50*time.Millisecond + d)
+		r, _ = Transition(Backoff, ev(EvBackoffElapsed), p, r.Memo, clock, 0)
+	}
+	want := "[100ms 200ms 400ms 800ms 1.6s]"
+	if fmt.Sprint(delays) != want {
+		t.Errorf("delays %v, want %s", delays, want)
+	}
+	if r.To != Failed || !strings.Contains(r.Reason, "start limit hit: 6 starts within 1m0s") {
+		t.Errorf("got %s %q, want failed at the start limit", r.To, r.Reason)
+	}
+	if d := BackoffDelay(p, 10, 0); d != 2*time.Second {
+		t.Errorf("capped delay %s, want 2s", d)
+	}
+	if lo, hi := BackoffDelay(p, 1, -1), BackoffDelay(p, 1, 1); lo != 90*time.Millisecond || hi != 110*time.Millisecond {
+		t.Errorf("jitter range %s..%s, want 90ms..110ms", lo, hi)
+	}
+}
+
+func TestStoppingRemembersWhatComesNext(t *testing.T) {
+	p := basePolicy()
+	r, _ := Transition(Running, ev(EvStop), p, Memo{}, t0, 0)
+	r, _ = Transition(Stopping, ev(EvStart), p, r.Memo, t0, 0)
+	r, _ = Transition(Stopping, clean, p, r.Memo, t0, 0)
+	if r.To != Starting || kinds(r.Actions) != "cancel-timer cleanup launch" {
+		t.Errorf("start during stop: %s %q, want a relaunch once stopped", r.To, kinds(r.Actions))
+	}
+	r, _ = Transition(Running, ev(EvRestart), p, Memo{}, t0, 0)
+	r, _ = Transition(Stopping, ev(EvStop), p, r.Memo, t0, 0)
+	r, _ = Transition(Stopping, clean, p, r.Memo, t0, 0)
+	if r.To != Stopped {
+		t.Errorf("stop during restart: %s, want stopped", r.To)
+	}
+}
+
+func TestStateNamesRoundTrip(t *testing.T) {
+	for _, s := range States {
+		b, _ := s.MarshalText()
+		var got State
+		if err := got.UnmarshalText(b); err != nil || got != s {
+			t.Errorf("%s: round trip gave %s, %v", s, got, err)
+		}
+	}
+	for _, e := range Events {
+		if strings.HasPrefix(e.String(), "event(") {
+			t.Errorf("event %d has no name", e)
+		}
+	}
+}
