@@ -1,0 +1,216 @@
+// Command corral-payload is the static test program that root integration
+// tests run inside containers. Each subcommand does one observable thing.
+//
+//	ns                        print this process's view: pid, hostname, namespaces, uid
+//	sleep D                   sleep for D (e.g. 1h)
+//	exit N [D]                exit with code N (after D)
+//	trap-term D               sleep D, exit 0 on SIGTERM
+//	notify [-delay D] [-status S] [-child]
+//	                          send READY=1 (from a child process with -child) via go-systemd
+//	notify-raw TEXT           send TEXT as one datagram to NOTIFY_SOCKET
+//	alloc SIZE_MB             allocate and touch memory, 1 MiB at a time
+//	forkbomb                  fork until the kernel refuses, report, then stay up
+//	setsid-child              start a setsid grandchild that sleeps, print its pid, stay up
+//	serve-http ADDR           serve "payload" over HTTP
+//	env                       print the environment
+//	spin                      burn CPU forever
+//	write PATH...             try to create each file, print the result
+//	cat PATH                  print a file
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: corral-payload COMMAND [ARGS]")
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "ns":
+		host, _ := os.Hostname()
+		fmt.Printf("pid=%d hostname=%s uid=%d gid=%d\n", os.Getpid(), host, os.Getuid(), os.Getgid())
+		for _, ns := range []string{"pid", "net", "mnt", "uts", "ipc", "cgroup"} {
+			l, _ := os.Readlink("/proc/self/ns/" + ns)
+			fmt.Printf("ns.%s=%s\n", ns, l)
+		}
+		if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+			fmt.Printf("cgroup=%s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ";"))
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("cwd=%s\n", wd)
+		sleepOrTerm(arg(args, 0, "1h"))
+	case "sleep":
+		time.Sleep(dur(arg(args, 0, "1h")))
+	case "exit":
+		n, _ := strconv.Atoi(arg(args, 0, "1"))
+		time.Sleep(dur(arg(args, 1, "0s")))
+		fmt.Println("payload: exiting with", n)
+		os.Exit(n)
+	case "trap-term":
+		sleepOrTerm(arg(args, 0, "1h"))
+	case "notify":
+		notifyCmd(args)
+	case "notify-raw":
+		raw(arg(args, 0, "READY=1"))
+		sleepOrTerm("1h")
+	case "alloc":
+		mb, _ := strconv.Atoi(arg(args, 0, "256"))
+		var keep [][]byte
+		for i := 1; i <= mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			keep = append(keep, b)
+			if i%8 == 0 {
+				fmt.Printf("payload: allocated %d MiB\n", i)
+			}
+		}
+		fmt.Println("payload: allocated everything", len(keep))
+		sleepOrTerm("1h")
+	case "forkbomb":
+		n := 0
+		var last error
+		for i := 0; i < 100000; i++ {
+			c := exec.Command("/proc/self/exe", "sleep", "1h")
+			if err := c.Start(); err != nil {
+				last = err
+				break
+			}
+			n++
+		}
+		fmt.Printf("payload: forked %d children, then: %v\n", n, last)
+		sleepOrTerm("1h")
+	case "setsid-child":
+		c := exec.Command("/proc/self/exe", "sleep", "1h")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := c.Start(); err != nil {
+			fail(err.Error())
+		}
+		fmt.Printf("payload: grandchild pid=%d\n", c.Process.Pid)
+		sleepOrTerm("1h")
+	case "serve-http":
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "payload") })
+		fmt.Println("payload: serving on", arg(args, 0, ":80"))
+		fail(http.ListenAndServe(arg(args, 0, ":80"), nil).Error())
+	case "env":
+		for _, e := range os.Environ() {
+			fmt.Println(e)
+		}
+		sleepOrTerm(arg(args, 0, "1h"))
+	case "write":
+		for _, p := range args {
+			err := os.WriteFile(p, []byte("x"), 0o644)
+			fmt.Printf("write %s: %v\n", p, errText(err))
+		}
+	case "cat":
+		b, err := os.ReadFile(arg(args, 0, "/dev/null"))
+		if err != nil {
+			fail(err.Error())
+		}
+		os.Stdout.Write(b)
+	case "spin":
+		for {
+		}
+	default:
+		fail("unknown command " + cmd)
+	}
+}
+
+func notifyCmd(args []string) {
+	fs := flag.NewFlagSet("notify", flag.ExitOnError)
+	delay := fs.Duration("delay", 0, "wait before READY=1")
+	status := fs.String("status", "", "STATUS= to send with READY=1")
+	child := fs.Bool("child", false, "send READY=1 from a child process")
+	exitAfter := fs.Bool("exit", false, "exit right after sending")
+	_ = fs.Parse(args)
+	time.Sleep(*delay)
+	msg := "READY=1"
+	if *status != "" {
+		msg += "\nSTATUS=" + *status
+	}
+	if *child {
+		c := exec.Command("/proc/self/exe", "notify-raw", msg)
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if err := c.Start(); err != nil {
+			fail(err.Error())
+		}
+		fmt.Println("payload: child", c.Process.Pid, "sends READY=1")
+	} else {
+		ok, err := daemon.SdNotify(false, msg)
+		fmt.Printf("payload: sd_notify %q sent=%v err=%v\n", msg, ok, err)
+	}
+	if *exitAfter {
+		return
+	}
+	sleepOrTerm("1h")
+}
+
+// raw sends one datagram, without go-systemd, for the child-sender case.
+func raw(msg string) {
+	c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		fail(err.Error())
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		fail(err.Error())
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func sleepOrTerm(d string) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM)
+	select {
+	case <-sigc:
+		fmt.Println("payload: SIGTERM, exiting")
+		os.Exit(0)
+	case <-time.After(dur(d)):
+	}
+}
+
+func arg(args []string, i int, def string) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return def
+}
+
+func dur(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		fail("bad duration " + s)
+	}
+	return d
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "payload:", msg)
+	os.Exit(111)
+}

@@ -1,0 +1,78 @@
+// Command corral is the PID-1 supervisor: one multi-call binary.
+//
+//	corral [boot] [--config DIR] [--state-dir DIR]   run the supervisor (PID 1, or not)
+//	corral check [DIR]                                check a configuration
+//	corral status [--json] [SERVICE]                  show what runs
+//	corral start|stop|restart SERVICE                 steer one service
+//	corral logs [-n N] SERVICE                        a service's recent output
+//	corral reboot|poweroff|halt                       ask PID 1 to shut down
+//
+// The same binary is the container child stage: main dispatches on a
+// private environment marker before anything else.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/corral-init/corral/container"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if container.IsChildStage() {
+		container.ChildMain() // never returns
+	}
+	args := os.Args[1:]
+	// As PID 1 always boot: the kernel may pass stray words from its
+	// command line as arguments, and PID 1 must never refuse to start.
+	if os.Getpid() == 1 || filepath.Base(os.Args[0]) == "init" || len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		boot(args)
+		return
+	}
+	cmd, rest := args[0], args[1:]
+	var code int
+	switch cmd {
+	case "boot":
+		boot(rest)
+		return
+	case "check":
+		code = cmdCheck(rest)
+	case "status":
+		code = cmdStatus(rest)
+	case "start", "stop", "restart":
+		code = cmdAction(cmd, rest)
+	case "logs":
+		code = cmdLogs(rest)
+	case "reboot", "poweroff", "halt":
+		code = cmdSystem(cmd, rest)
+	case "version", "--version":
+		fmt.Println("corral", version)
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+	default:
+		fmt.Fprintf(os.Stderr, "corral: unknown command %q\n\n", cmd)
+		usage(os.Stderr)
+		code = 2
+	}
+	os.Exit(code)
+}
+
+func usage(w *os.File) {
+	fmt.Fprint(w, `usage:
+  corral [boot] [--config DIR] [--state-dir DIR]   run the supervisor
+  corral check [DIR]                                check a configuration (default /etc/corral)
+  corral status [--json] [SERVICE]                  show services
+  corral start|stop|restart SERVICE                 steer a service
+  corral logs [-n N] SERVICE                        show a service's recent output
+  corral reboot|poweroff|halt                       shut the machine down
+  corral version
+
+Commands that talk to a running corral use --socket PATH (default
+/run/corral/corral.sock, or $CORRAL_SOCKET).
+`)
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/corral-init/corral/container"
+	"github.com/corral-init/corral/internal/reaper"
+	cnet "github.com/corral-init/corral/net"
+	"github.com/corral-init/corral/supervisor"
+	"github.com/corral-init/corral/supervisor/api"
+	"github.com/corral-init/corral/supervisor/config"
+)
+
+// bootFlags are the supervisor's command line.
+type bootFlags struct {
+	configDir string
+	stateDir  string
+	logFormat string
+	logLevel  string
+	cgPrefix  string
+}
+
+func parseBootFlags(args []string) (bootFlags, []string) {
+	var f bootFlags
+	fs := flag.NewFlagSet("corral", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.configDir, "config", "/etc/corral", "configuration directory")
+	fs.StringVar(&f.stateDir, "state-dir", "/run/corral", "runtime state directory (API socket, notify sockets)")
+	fs.StringVar(&f.logFormat, "log-format", "", "auto, console or json (default: corral.toml's, else auto)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error (default: corral.toml's, else info)")
+	fs.StringVar(&f.cgPrefix, "cgroup-prefix", "corral", "name of corral's cgroup subtree")
+	var bad []string
+	for {
+		err := fs.Parse(args)
+		if err == nil {
+			break
+		}
+		// PID 1 never refuses to boot over a bad argument: note it, skip it.
+		bad = append(bad, err.Error())
+		if len(fs.Args()) == 0 {
+			break
+		}
+		args = fs.Args()[1:]
+	}
+	if len(fs.Args()) > 0 {
+		bad = append(bad, "ignored arguments: "+strings.Join(fs.Args(), " "))
+	}
+	return f, bad
+}
+
+// boot runs the supervisor. As PID 1 it never returns.
+func boot(args []string) {
+	m := detectMode()
+	flags, badArgs := parseBootFlags(args)
+	// A first logger for early boot; the config may change its level.
+	ls := newLogger(os.Stderr, flags.logFormat, flags.logLevel)
+	log := ls.log
+	defer func() {
+		// Last line of defence: PID 1 must not return or panic.
+		if r := recover(); r != nil {
+			log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("corral crashed")
+			if m != modeSupervisor {
+				haltForever(log, ls)
+			}
+			ls.con.Close()
+			os.Exit(1)
+		}
+	}()
+	code := run(m, flags, badArgs, ls)
+	if m == modeMachine {
+		haltForever(log, ls) // only reached if reboot(2) failed
+	}
+	ls.con.Close()
+	os.Exit(code)
+}
+
+// run is everything between early boot and shutdown. It returns the exit
+// code for container and supervisor mode.
+func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
+	log := ls.log
+	log.Info().Str("version", version).Str("mode", m.String()).Int("pid", os.Getpid()).
+		Str("config", flags.configDir).Msgf("corral %s starting (%s mode)", version, m)
+	for _, b := range badArgs {
+		log.Warn().Msg(b)
+	}
+
+	priv := privacy{true, true, true}
+	switch m {
+	case modeMachine:
+		if err := prepareMachine(log); err != nil {
+			log.Error().Err(err).Msg("early boot")
+		}
+	case modeContainer:
+		p, err := prepareContainer(log)
+		priv = p
+		if err != nil {
+			log.Error().Err(err).Msg("early boot")
+			return waitForShutdown(m, log, nil)
+		}
+	case modeSupervisor:
+		// Orphans of our services come to us, not to the real PID 1.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn().Err(err).Msg("become child subreaper")
+		}
+	}
+
+	cfg, err := config.Load(flags.configDir)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot read the configuration; no services will run")
+		return waitForShutdown(m, log, nil)
+	}
+	if flags.logLevel == "" && cfg.Global.Log.Level != "" {
+		if lvl, err := zerolog.ParseLevel(cfg.Global.Log.Level); err == nil {
+			log = log.Level(lvl)
+		}
+	}
+	for _, p := range cfg.Problems {
+		log.Error().Str("file", p.File).Int("line", p.Line).Str("key", p.Key).Msg(p.Error())
+	}
+	for _, d := range cfg.Disabled {
+		log.Error().Str("svc", d.Name).Msg("disabled: " + d.Reason)
+	}
+
+	if m != modeSupervisor && priv.uts {
+		if h := hostnameFor(cfg.Global.Hostname); h != "" {
+			if err := unix.Sethostname([]byte(h)); err != nil {
+				log.Warn().Err(err).Str("hostname", h).Msg("set hostname")
+			}
+		}
+	}
+	if m != modeSupervisor && priv.net {
+		if err := cnet.LoopbackUp(-1); err != nil {
+			log.Warn().Err(err).Msg("bring up lo")
+		}
+	}
+
+	if err := os.MkdirAll(flags.stateDir, 0o700); err != nil {
+		log.Error().Err(err).Msg("create state directory")
+	}
+	staging := filepath.Join(flags.stateDir, "staging")
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		log.Error().Err(err).Msg("create staging directory")
+	}
+
+	rp := reaper.New()
+	defer rp.Close()
+
+	cg, err := container.OpenCgroups(container.CgroupOptions{Prefix: flags.cgPrefix})
+	if err != nil {
+		log.Error().Err(err).Msg("cgroups unavailable: no service can start")
+	} else {
+		ev := log.Info().Str("cgroup", cg.Root()).Str("version", cg.Version.String())
+		if miss := cg.Missing(); len(miss) > 0 {
+			log.Warn().Strs("missing", miss).Msg("cgroup controllers missing: services asking for these limits will not start")
+		}
+		ev.Msg("cgroups " + cg.Version.String())
+	}
+
+	var network *cnet.Network
+	if needsBridge(cfg) {
+		switch {
+		case !priv.net:
+			log.Error().Msg("bridge network refused: corral shares the host's network namespace; bridged services will not start")
+		default:
+			network, err = cnet.Setup(cfg.Global.Network)
+			if err != nil {
+				log.Error().Err(err).Msg("bridge network: bridged services will not start")
+			} else {
+				log.Info().Str("bridge", cfg.Global.Network.Name).Str("subnet", cfg.Global.Network.Subnet.String()).Msg("bridge up")
+			}
+		}
+	}
+
+	rt := &supervisor.ContainerRuntime{
+		Containers: &container.Runtime{Cgroups: cg, Reaper: rp, Staging: staging},
+		Network:    network,
+		StateDir:   flags.stateDir,
+		Log:        log,
+	}
+	var runtime supervisor.Runtime = rt
+	if cg == nil {
+		runtime = failingRuntime{errors.New("cgroups unavailable")}
+	}
+	sup := supervisor.New(cfg, supervisor.Options{Runtime: runtime, Log: log, Output: ls.serviceLine})
+	sup.Run()
+
+	shutdownReq := make(chan string, 1)
+	srv := &api.Server{Sup: sup, System: func(action string) error {
+		select {
+		case shutdownReq <- action:
+		default:
+		}
+		return nil
+	}}
+	sock := filepath.Join(flags.stateDir, "corral.sock")
+	if err := srv.Listen(sock); err != nil {
+		log.Error().Err(err).Msg("control socket")
+	} else {
+		log.Info().Str("socket", sock).Msg("control socket ready")
+	}
+
+	action := waitSignal(m, log, shutdownReq)
+	log.Info().Str("action", action).Msg("shutting down: stopping services in reverse dependency order")
+	ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg)+5*time.Second)
+	if err := sup.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("services still running at the deadline")
+	}
+	cancel()
+	sup.Close()
+	_ = srv.Close()
+	if cg != nil {
+		if err := cg.RemoveRoot(); err != nil {
+			log.Debug().Err(err).Msg("remove cgroup subtree")
+		}
+	}
+	if network != nil {
+		if m == modeSupervisor {
+			if err := network.Remove(); err != nil {
+				log.Warn().Err(err).Msg("remove bridge")
+			}
+		}
+		_ = network.Close()
+	}
+	log.Info().Msg("all services stopped")
+	if m == modeMachine {
+		finalShutdown(action, log, ls)
+	}
+	return 0
+}
+
+func needsBridge(cfg *config.Config) bool {
+	for _, s := range cfg.Services {
+		if s.Net.Mode == cnet.ModeBridge {
+			return true
+		}
+	}
+	return false
+}
+
+func maxStopTimeout(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, s := range cfg.Services {
+		d = max(d, s.StopTimeout)
+	}
+	return d
+}
+
+// failingRuntime fails every start with one reason.
+type failingRuntime struct{ err error }
+
+func (f failingRuntime) Start(*config.Service, supervisor.Hooks) (supervisor.Instance, error) {
+	return nil, f.err
+}
+
+// signalAction maps PID-1 signals to shutdown actions, as busybox init and
+// procd do: SIGTERM and SIGINT (ctrl-alt-del) reboot, SIGUSR1 halts,
+// SIGUSR2 and SIGPWR power off.
+func signalAction(sig os.Signal) string {
+	switch sig {
+	case unix.SIGUSR1:
+		return "halt"
+	case unix.SIGUSR2, unix.SIGPWR:
+		return "poweroff"
+	}
+	return "reboot"
+}
+
+var shutdownSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPWR}
+
+func waitSignal(m mode, log zerolog.Logger, req <-chan string) string {
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, append(shutdownSignals, unix.SIGHUP)...)
+	defer signal.Stop(sigc)
+	for {
+		select {
+		case a := <-req:
+			return a
+		case sig := <-sigc:
+			if sig == unix.SIGHUP {
+				log.Warn().Msg("SIGHUP: configuration reload is not supported yet; ignored")
+				continue
+			}
+			return signalAction(sig)
+		}
+	}
+}
+
+// waitForShutdown is where corral waits when it cannot run services: as
+// PID 1 it must stay up until asked to shut down, without spinning.
+func waitForShutdown(m mode, log zerolog.Logger, req <-chan string) int {
+	if m == modeSupervisor {
+		return 1
+	}
+	log.Warn().Msg("waiting for a shutdown signal (SIGTERM reboot, SIGUSR1 halt, SIGUSR2/SIGPWR poweroff)")
+	action := waitSignal(m, log, req)
+	if m == modeMachine {
+		finalShutdown(action, log, nil)
+	}
+	return 1
+}
+
+// finalShutdown ends a machine: every process gets SIGTERM, then SIGKILL,
+// file systems are synced and unmounted (or made read-only), and reboot(2)
+// does the rest.
+func finalShutdown(action string, log zerolog.Logger, ls *logSetup) {
+	_ = unix.Kill(-1, unix.SIGTERM)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && unix.Kill(-1, 0) == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = unix.Kill(-1, unix.SIGKILL)
+	unix.Sync()
+	mounts := mountList()
+	for i := len(mounts) - 1; i >= 0; i-- {
+		t := mounts[i]
+		if t == "/" || t == "/proc" || t == "/sys" || t == "/dev" {
+			continue
+		}
+		if err := unix.Unmount(t, 0); err != nil {
+			_ = unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		log.Warn().Err(err).Msg("remount / read-only")
+	}
+	unix.Sync()
+	cmd := map[string]int{"reboot": unix.LINUX_REBOOT_CMD_RESTART, "poweroff": unix.LINUX_REBOOT_CMD_POWER_OFF, "halt": unix.LINUX_REBOOT_CMD_HALT}[action]
+	log.Info().Str("action", action).Msg("bye")
+	if ls != nil {
+		ls.con.Close()
+	}
+	if err := unix.Reboot(cmd); err != nil {
+		fmt.Fprintf(os.Stderr, "corral: reboot(%s): %v\n", action, err)
+	}
+}
+
+// haltForever keeps PID 1 alive after a failed reboot, without spinning.
+func haltForever(log zerolog.Logger, ls *logSetup) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, shutdownSignals...)
+	for sig := range sigc {
+		finalShutdown(signalAction(sig), log, nil)
+	}
+}
