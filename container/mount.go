@@ -10,13 +10,13 @@ import (
 type stepKind uint8
 
 const (
-	stepBindTree stepKind = iota // clone a tree (recursively), optionally read-only, onto Target
-	stepMount                    // mount(2) a fresh file system
-	stepMkdir                    // create a directory (inside a tmpfs we made)
-	stepMknod                    // create a character device
-	stepSymlink                  // create a symlink Target -> Source
-	stepRemountRO                // make the mount at Target read-only
-	stepDetach                   // lazily unmount whatever the root's clone had at Target
+	stepBindTree  stepKind = iota // clone a tree (recursively), optionally read-only, onto Target
+	stepMount                     // mount(2) a fresh file system
+	stepMkdir                     // create a directory (inside a tmpfs we made)
+	stepMknod                     // create a character device
+	stepSymlink                   // create a symlink Target -> Source
+	stepRemountRO                 // make the mount at Target read-only
+	stepDetach                    // lazily unmount whatever the root's clone had at Target
 )
 
 // mountStep is one row of the plan. Paths are absolute in the supervisor's

@@ -37,7 +37,7 @@ type Service struct {
 
 // StatusReply is GET /v1/services.
 type StatusReply struct {
-	Services []Service        `json:"services"`
+	Services []Service         `json:"services"`
 	Disabled []config.Disabled `json:"disabled,omitempty"`
 }
 

@@ -52,7 +52,7 @@ func TestSocketAcceptsWithCredentials(t *testing.T) {
 func TestSocketDropsBadDatagramsAndClosesFDs(t *testing.T) {
 	s, got := listen(t)
 	send(t, s.Path(), []byte(strings.Repeat("X", MaxDatagram+100)), nil) // truncated
-	send(t, s.Path(), []byte("STATUS=\xff"), nil)                         // not UTF-8
+	send(t, s.Path(), []byte("STATUS=\xff"), nil)                        // not UTF-8
 	r, w, _ := os.Pipe()
 	defer r.Close()
 	send(t, s.Path(), []byte("READY=1"), unix.UnixRights(int(w.Fd())))
