@@ -43,6 +43,14 @@ func newEnv(t *testing.T) *env {
 	return &env{rt: &container.Runtime{Cgroups: cg, Reaper: rp, Self: corral, Staging: t.TempDir()}, payload: payload, prefix: prefix}
 }
 
+// payloadDir is where containers see the payload: its host directory may be
+// under /tmp, which every container gets a fresh tmpfs over.
+const payloadDir = "/run/corral-test"
+
+func (e *env) payloadMount() container.Mount {
+	return container.Mount{Type: container.MountBind, Source: filepath.Dir(e.payload), Target: payloadDir, ReadOnly: true}
+}
+
 // run starts spec, collects its output until it exits, and returns both.
 func (e *env) run(t *testing.T, spec container.Spec) (string, container.Exit, error) {
 	t.Helper()
@@ -51,6 +59,10 @@ func (e *env) run(t *testing.T, spec container.Spec) (string, container.Exit, er
 		t.Fatal(err)
 	}
 	exited := make(chan container.Exit, 1)
+	if len(spec.Args) > 0 && spec.Args[0] == e.payload {
+		spec.Args[0] = payloadDir + "/" + filepath.Base(e.payload)
+		spec.Mounts = append([]container.Mount{e.payloadMount()}, spec.Mounts...)
+	}
 	p, err := e.rt.Start(container.StartOptions{Spec: spec, Output: pw, OnExit: func(x container.Exit) { exited <- x }})
 	pw.Close()
 	if err != nil {

@@ -28,13 +28,29 @@ bridge = "corral0"
 subnet = "10.66.0.0/24"
 `
 
+// payloadDir is where services see the test payload. The binary may live
+// anywhere on the host (a clone under /tmp, which every container gets a
+// fresh tmpfs over), so each service binds its directory there.
+const payloadDir = "/run/corral-test"
+
 func payloadExec(t *testing.T, args ...string) string {
-	_, payload := testutil.Binaries(t)
-	q := []string{strconv.Quote(payload)}
+	q := []string{strconv.Quote(payloadDir + "/corral-payload")}
 	for _, a := range args {
 		q = append(q, strconv.Quote(a))
 	}
 	return "exec = [" + strings.Join(q, ", ") + "]\n"
+}
+
+// writeConfig is testutil.WriteConfig, plus the payload's bind mount for
+// every service that runs it.
+func writeConfig(t *testing.T, global string, services map[string]string) string {
+	_, payload := testutil.Binaries(t)
+	for name, body := range services {
+		if strings.Contains(body, payloadDir) {
+			services[name] = body + fmt.Sprintf("\n[[container.mounts]]\nsource = %q\ntarget = %q\n", filepath.Dir(payload), payloadDir)
+		}
+	}
+	return testutil.WriteConfig(t, global, services)
 }
 
 func running(names ...string) func(api.StatusReply) bool {
@@ -79,7 +95,7 @@ func cgroupFile(t *testing.T, c *testutil.Corral, svc string, names ...string) (
 
 func TestNamespacesAndLimitsAreReal(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"box": payloadExec(t, "ns") + `
 [limits]
 memory = "64M"
@@ -192,7 +208,7 @@ func waitLog(t *testing.T, c *testutil.Corral, svc, want string) string {
 
 func TestNotifyReadyOrdersDependants(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"db":  payloadExec(t, "notify", "-delay", "700ms", "-status", "accepting connections") + "notify = true\nstart_timeout = \"10s\"\n",
 		"app": payloadExec(t, "sleep", "1h") + "requires = [\"db\"]\n",
 	})
@@ -236,7 +252,7 @@ func TestNotifyReadyOrdersDependants(t *testing.T) {
 
 func TestNotifyTimeoutAndEarlyExit(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		// never sends READY=1
 		"mute": payloadExec(t, "trap-term", "1h") + "notify = true\nstart_timeout = \"500ms\"\nrestart = \"never\"\n",
 		// exits before READY=1
@@ -256,7 +272,7 @@ func TestNotifyTimeoutAndEarlyExit(t *testing.T) {
 
 func TestCrashBacksOffThenFails(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"crash": payloadExec(t, "exit", "3") + `
 restart_delay = "100ms"
 restart_delay_max = "2s"
@@ -305,7 +321,7 @@ mode = "none"
 
 func TestMemoryHogIsOOMKilled(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"hog": payloadExec(t, "alloc", "512") + `
 restart = "never"
 [limits]
@@ -322,7 +338,7 @@ mode = "none"
 }
 
 func TestForkBombStopsAtPidsMax(t *testing.T) {
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"bomb":  payloadExec(t, "forkbomb") + "[limits]\npids = 40\n[network]\nmode = \"none\"\n",
 		"other": payloadExec(t, "trap-term", "1h") + "[network]\nmode = \"none\"\n",
 	})
@@ -357,7 +373,7 @@ func mustAtoi(t *testing.T, s string) int {
 
 func TestStopKillsEveryProcessOfTheService(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		// handles SIGTERM; its setsid grandchild does not
 		"parent": payloadExec(t, "setsid-child") + "stop_timeout = \"5s\"\n[network]\nmode = \"none\"\n",
 		// PID 1 of its namespace with no SIGTERM handler: needs the kill
@@ -400,7 +416,7 @@ func TestStopKillsEveryProcessOfTheService(t *testing.T) {
 
 func TestBridgeNetworkCarriesTraffic(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"srv":    payloadExec(t, "serve-http", ":80") + "[network]\naddress = \"10.66.0.20\"\n",
 		"client": payloadExec(t, "sleep", "1h") + "\n",
 		"gone":   payloadExec(t, "exit", "1") + "restart = \"never\"\n",
@@ -468,7 +484,7 @@ func TestBridgeNetworkCarriesTraffic(t *testing.T) {
 
 func TestBadFilesDisableOnlyWhatTheyMust(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		"broken":   payloadExec(t, "sleep", "1h") + "restart = \"sometimes\"\n",
 		"needy":    payloadExec(t, "sleep", "1h") + "requires = [\"broken\"]\n",
 		"fine":     payloadExec(t, "sleep", "1h") + "[network]\nmode = \"none\"\n",
@@ -501,7 +517,7 @@ func TestBadFilesDisableOnlyWhatTheyMust(t *testing.T) {
 
 func TestInitModeAndUser(t *testing.T) {
 	t.Parallel()
-	dir := testutil.WriteConfig(t, testNet, map[string]string{
+	dir := writeConfig(t, testNet, map[string]string{
 		// a plain sleep is not PID 1 here: the tiny init forwards SIGTERM
 		"wrapped": "exec = [\"/bin/sleep\", \"3600\"]\nstop_timeout = \"20s\"\n[container]\ninit = true\n[network]\nmode = \"none\"\n",
 		"nobody":  payloadExec(t, "ns") + "user = \"nobody\"\n[network]\nmode = \"none\"\n",
