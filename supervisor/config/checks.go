@@ -438,6 +438,8 @@ var globalChecks = []func(*globalCheck){
 	checkBridge,
 	checkSubnet,
 	checkLog,
+	checkBoot,
+	checkStorage,
 }
 
 type globalCheck struct {
@@ -508,5 +510,52 @@ func checkLog(c *globalCheck) {
 		c.g.Log.Format = f
 	} else {
 		c.fallback("log.format", c.g.Log.Format, `unknown format %q (use "auto", "console" or "json")`, f)
+	}
+}
+
+// devRE is a device reference: a /dev path, or the LABEL= or UUID= of an
+// ext2/3/4 file system (corral reads the superblocks itself: there is no
+// udev to make /dev/disk/by-label).
+var devRE = regexp.MustCompile(`^(/dev/[A-Za-z0-9/._:-]+|LABEL=[^\s/]{1,16}|UUID=[0-9A-Fa-f-]{32,36})$`)
+
+// fstypeRE is a file system type name.
+var fstypeRE = regexp.MustCompile(`^[a-z0-9_.]{1,32}$`)
+
+func checkBoot(c *globalCheck) {
+	b := c.f.Boot
+	if b.Root != "" && !devRE.MatchString(b.Root) {
+		c.errorf("boot.root", `invalid device %q (use a /dev path, LABEL=... or UUID=... of an ext2/3/4 file system); not switching root`, b.Root)
+	} else {
+		c.g.Boot.Root = b.Root
+	}
+	if !fstypeRE.MatchString(b.RootFSType) {
+		c.fallback("boot.root_fstype", c.g.Boot.FSType, "invalid file system type %q", b.RootFSType)
+	} else {
+		c.g.Boot.FSType = b.RootFSType
+	}
+	c.g.Boot.Options = b.RootOptions
+	if d := time.Duration(b.RootTimeout); d <= 0 {
+		c.fallback("boot.root_timeout", c.g.Boot.Timeout.String(), "must be more than 0")
+	} else {
+		c.g.Boot.Timeout = d
+	}
+}
+
+func checkStorage(c *globalCheck) {
+	s := c.f.Storage
+	if s.Data != "" && !devRE.MatchString(s.Data) {
+		c.errorf("storage.data", `invalid device %q (use a /dev path, LABEL=... or UUID=... of an ext2/3/4 file system); no data partition`, s.Data)
+	} else {
+		c.g.Storage.Data = s.Data
+	}
+	if !fstypeRE.MatchString(s.DataFSType) {
+		c.fallback("storage.data_fstype", c.g.Storage.FSType, "invalid file system type %q", s.DataFSType)
+	} else {
+		c.g.Storage.FSType = s.DataFSType
+	}
+	if s.Var && c.g.Storage.Data == "" {
+		c.errorf("storage.var", "var = true needs storage.data (a data partition to keep /var on)")
+	} else {
+		c.g.Storage.Var = s.Var
 	}
 }

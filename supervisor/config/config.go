@@ -104,6 +104,22 @@ type Global struct {
 	Log LogConfig
 	// Modules are kernel modules to load at boot, in order.
 	Modules []string
+	// Boot is the root file system to switch to (initramfs stage).
+	Boot Boot
+	// Storage is the writable data partition.
+	Storage Storage
+}
+
+// Boot is [boot]: hand over to a real root file system. Root "" = none.
+type Boot struct {
+	Root, FSType, Options string
+	Timeout               time.Duration
+}
+
+// Storage is [storage]: the data partition. Data "" = none.
+type Storage struct {
+	Data, FSType string
+	Var          bool
 }
 
 // Disabled is a service file that did not become a Service.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	cnet "github.com/corral-init/corral/net"
 )
@@ -67,6 +68,8 @@ func defaultGlobal(file string) Global {
 		Hostname: f.Hostname,
 		Network:  cnet.BridgeConfig{Name: f.Network.Bridge, Subnet: netip.MustParsePrefix(f.Network.Subnet)},
 		Log:      LogConfig{Level: f.Log.Level, Format: f.Log.Format},
+		Boot:     Boot{FSType: f.Boot.RootFSType, Options: f.Boot.RootOptions, Timeout: time.Duration(f.Boot.RootTimeout)},
+		Storage:  Storage{FSType: f.Storage.DataFSType},
 	}
 }
 

@@ -62,6 +62,8 @@ func TestLoadGood(t *testing.T) {
 		Network:  cnet.BridgeConfig{Name: "br-test", Subnet: netip.MustParsePrefix("192.168.7.0/28")},
 		Log:      LogConfig{Level: "debug", Format: "json"},
 		Modules:  []string{"veth", "bridge", "nf_tables"},
+		Boot:     Boot{Root: "/dev/vda", FSType: "ext4", Options: "ro,noatime", Timeout: 10 * time.Second},
+		Storage:  Storage{Data: "LABEL=data", FSType: "ext4", Var: true},
 	}
 	if !reflect.DeepEqual(cfg.Global, wantGlobal) {
 		t.Errorf("Global\n got %+v\nwant %+v", cfg.Global, wantGlobal)
@@ -295,6 +297,8 @@ func TestDefaultGlobal(t *testing.T) {
 		Hostname: "corral",
 		Network:  cnet.BridgeConfig{Name: "corral0", Subnet: netip.MustParsePrefix("10.88.0.0/24")},
 		Log:      LogConfig{Level: "info", Format: "auto"},
+		Boot:     Boot{FSType: "ext4", Options: "ro", Timeout: 10 * time.Second},
+		Storage:  Storage{FSType: "ext4"},
 	}
 	if got := defaultGlobal("x"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)

@@ -37,6 +37,41 @@ type globalFile struct {
 	Network bridgeTable `toml:"network"`
 	// Log configures the supervisor's own log.
 	Log logTable `toml:"log"`
+	// Boot hands over to another root file system (initramfs stage).
+	Boot bootTable `toml:"boot"`
+	// Storage is the writable data partition of a read-only image.
+	Storage storageTable `toml:"storage"`
+}
+
+// bootTable is [boot] in corral.toml. It is for a corral running as PID 1
+// of an initramfs: after early boot and module loading it mounts Root,
+// moves /dev, /proc, /sys and /run into it, frees the initramfs and execs
+// the new root's /sbin/init.
+type bootTable struct {
+	// Root is the device of the real root file system ("/dev/vda",
+	// "LABEL=root", "UUID=..."). Default "": no switch, this is the root.
+	Root string `toml:"root"`
+	// RootFSType is the root's file system type. Default "ext4".
+	RootFSType string `toml:"root_fstype"`
+	// RootOptions are its mount options. Default "ro": an appliance's root
+	// stays read-only; writable state lives on the data partition.
+	RootOptions string `toml:"root_options"`
+	// RootTimeout is how long to wait for the device to appear (a module
+	// probing it, a slow SD card). Default "10s".
+	RootTimeout duration `toml:"root_timeout"`
+}
+
+// storageTable is [storage] in corral.toml.
+type storageTable struct {
+	// Data is the device mounted read-write at /data at boot ("LABEL=data",
+	// "UUID=...", or a /dev path). Default "": no data partition. If it
+	// cannot be mounted, corral says so and boots without it.
+	Data string `toml:"data"`
+	// DataFSType is the data partition's file system. Default "ext4".
+	DataFSType string `toml:"data_fstype"`
+	// Var keeps /var on the data partition: /data/var is created if needed
+	// and bound over /var. Default false.
+	Var bool `toml:"var"`
 }
 
 // bridgeTable is [network] in corral.toml.
@@ -64,6 +99,8 @@ func defaultGlobalFile() globalFile {
 		Hostname: "corral",
 		Network:  bridgeTable{Bridge: "corral0", Subnet: "10.88.0.0/24"},
 		Log:      logTable{Level: "info", Format: "auto"},
+		Boot:     bootTable{RootFSType: "ext4", RootOptions: "ro", RootTimeout: duration(10 * time.Second)},
+		Storage:  storageTable{DataFSType: "ext4"},
 	}
 }
 
