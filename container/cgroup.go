@@ -168,6 +168,17 @@ func openV1(o CgroupOptions, own map[string]string, mounts map[string]string) (*
 // Available reports whether a controller can be used.
 func (c *Cgroups) Available(controller string) bool { return c.available[controller] }
 
+// Controllers lists the controllers in use, in a fixed order.
+func (c *Cgroups) Controllers() []string {
+	var out []string
+	for _, name := range []string{"memory", "cpu", "pids", "io", "freezer"} {
+		if c.available[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Missing lists the controllers corral wants and does not have, for one
 // loud line at boot.
 func (c *Cgroups) Missing() []string {

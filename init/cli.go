@@ -168,6 +168,22 @@ func cmdAction(action string, args []string) int {
 	return exitOK
 }
 
+func cmdKill(args []string) int {
+	fs, sock, _ := clientFlags("kill")
+	if fs.Parse(args) != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+		fmt.Fprintln(os.Stderr, "usage: corral kill SERVICE [SIGNAL]   (default TERM)")
+		return exitUsage
+	}
+	sig := "TERM"
+	if fs.NArg() == 2 {
+		sig = fs.Arg(1)
+	}
+	if err := api.NewClient(*sock).Kill(fs.Arg(0), sig); err != nil {
+		return clientErr(err)
+	}
+	return exitOK
+}
+
 func cmdLogs(args []string) int {
 	fs, sock, js := clientFlags("logs")
 	n := fs.Int("n", 50, "number of lines")

@@ -533,3 +533,32 @@ func TestInitModeAndUser(t *testing.T) {
 		t.Errorf("wrapped last exit = %q, want killed by SIGTERM (forwarded by the init)", got)
 	}
 }
+
+func TestKillRestartsPerPolicy(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		"victim": payloadExec(t, "trap-term", "1h") + "restart = \"always\"\n[network]\nmode = \"none\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	c.WaitFor(20*time.Second, "victim running", running("victim"))
+	before := mainHostPid(t, c, "victim")
+	if err := c.Client.Kill("victim", "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	rep := c.WaitFor(20*time.Second, "victim restarted", func(r api.StatusReply) bool {
+		s := testutil.Svc(r, "victim")
+		return s.State.String() == "running" && s.Restarts == 1
+	})
+	if got := testutil.Svc(rep, "victim").LastExit; got != "killed by SIGKILL" {
+		t.Errorf("last exit %q", got)
+	}
+	if after := mainHostPid(t, c, "victim"); after == before {
+		t.Errorf("same main process %d after the kill", after)
+	}
+	if err := c.Client.Kill("nope", "KILL"); err == nil || !strings.Contains(err.Error(), "no such service") {
+		t.Errorf("kill of an unknown service: %v", err)
+	}
+	if err := c.Client.Kill("victim", "BOGUS"); err == nil || !strings.Contains(err.Error(), "unknown signal") {
+		t.Errorf("kill with a bad signal: %v", err)
+	}
+}

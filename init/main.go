@@ -4,6 +4,7 @@
 //	corral check [DIR]                                check a configuration
 //	corral status [--json] [SERVICE]                  show what runs
 //	corral start|stop|restart SERVICE                 steer one service
+//	corral kill SERVICE [SIGNAL]                      signal a service's main process
 //	corral logs [-n N] SERVICE                        a service's recent output
 //	corral reboot|poweroff|halt                       ask PID 1 to shut down
 //
@@ -46,6 +47,8 @@ func main() {
 		code = cmdStatus(rest)
 	case "start", "stop", "restart":
 		code = cmdAction(cmd, rest)
+	case "kill":
+		code = cmdKill(rest)
 	case "logs":
 		code = cmdLogs(rest)
 	case "reboot", "poweroff", "halt":
@@ -68,6 +71,7 @@ func usage(w *os.File) {
   corral check [DIR]                                check a configuration (default /etc/corral)
   corral status [--json] [SERVICE]                  show services
   corral start|stop|restart SERVICE                 steer a service
+  corral kill SERVICE [SIGNAL]                      signal its main process (default TERM)
   corral logs [-n N] SERVICE                        show a service's recent output
   corral reboot|poweroff|halt                       shut the machine down
   corral version

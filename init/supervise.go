@@ -120,6 +120,12 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	cfg, err := config.Load(flags.configDir)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot read the configuration; no services will run")
+		if m == modeMachine {
+			sigc := make(chan os.Signal, 1)
+			signal.Notify(sigc, shutdownSignals...)
+			finalShutdown(signalAction(emergencyShell(log, sigc)), log, nil)
+			return 1
+		}
 		return waitForShutdown(m, log, nil)
 	}
 	if flags.logLevel == "" && cfg.Global.Log.Level != "" {
@@ -134,6 +140,21 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Error().Str("svc", d.Name).Msg("disabled: " + d.Reason)
 	}
 
+	if m == modeMachine {
+		if loaded, err := loadModules(cfg.Global.Modules); len(loaded) > 0 || err != nil {
+			ev := log.Info()
+			if err != nil {
+				ev = log.Error().Err(err)
+			}
+			ev.Strs("modules", loaded).Msg("loaded kernel modules")
+		}
+		if cfg.Global.Boot.Root != "" {
+			// Returns only if the switch failed: then boot from here.
+			err := switchRoot(cfg.Global.Boot, ls)
+			log.Error().Err(err).Str("root", cfg.Global.Boot.Root).Msg("switch root failed: booting the services of the initramfs")
+		}
+		mountData(cfg.Global.Storage, log)
+	}
 	if m != modeSupervisor && priv.uts {
 		if h := hostnameFor(cfg.Global.Hostname); h != "" {
 			if err := unix.Sethostname([]byte(h)); err != nil {
@@ -162,7 +183,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	if err != nil {
 		log.Error().Err(err).Msg("cgroups unavailable: no service can start")
 	} else {
-		ev := log.Info().Str("cgroup", cg.Root()).Str("version", cg.Version.String())
+		ev := log.Info().Str("cgroup", cg.Root()).Str("version", cg.Version.String()).Strs("controllers", cg.Controllers())
 		if miss := cg.Missing(); len(miss) > 0 {
 			log.Warn().Strs("missing", miss).Msg("cgroup controllers missing: services asking for these limits will not start")
 		}
@@ -324,18 +345,22 @@ func finalShutdown(action string, log zerolog.Logger, ls *logSetup) {
 	_ = unix.Kill(-1, unix.SIGKILL)
 	unix.Sync()
 	mounts := mountList()
+	unmounted, readOnly := 0, 0
 	for i := len(mounts) - 1; i >= 0; i-- {
 		t := mounts[i]
 		if t == "/" || t == "/proc" || t == "/sys" || t == "/dev" {
 			continue
 		}
-		if err := unix.Unmount(t, 0); err != nil {
-			_ = unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		if err := unix.Unmount(t, 0); err == nil {
+			unmounted++
+		} else if unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_RDONLY, "") == nil {
+			readOnly++
 		}
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		log.Warn().Err(err).Msg("remount / read-only")
 	}
+	log.Info().Int("count", unmounted).Int("read_only", readOnly).Msg("unmounted filesystems")
 	unix.Sync()
 	cmd := map[string]int{"reboot": unix.LINUX_REBOOT_CMD_RESTART, "poweroff": unix.LINUX_REBOOT_CMD_POWER_OFF, "halt": unix.LINUX_REBOOT_CMD_HALT}[action]
 	log.Info().Str("action", action).Msg("bye")

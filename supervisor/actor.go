@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/container"
 	"github.com/corral-init/corral/internal/logring"
@@ -64,6 +65,7 @@ type actorMsg struct {
 	timer   bool
 	notify  *notify.Message
 	waiting *string
+	signal  unix.Signal // an operator's kill: not a state change
 	reply   chan error
 }
 
@@ -152,6 +154,13 @@ func (a *actor) request(kind EventKind) error {
 	return <-reply
 }
 
+// kill sends sig to the running instance's main process.
+func (a *actor) kill(sig unix.Signal) error {
+	reply := make(chan error, 1)
+	a.inbox <- actorMsg{signal: sig, reply: reply}
+	return <-reply
+}
+
 // post sends a request without waiting for the answer.
 func (a *actor) post(kind EventKind) { a.inbox <- actorMsg{ev: Event{Kind: kind}} }
 
@@ -159,6 +168,16 @@ func (a *actor) setWaiting(why string) { a.inbox <- actorMsg{waiting: &why} }
 
 func (a *actor) handle(m actorMsg) {
 	switch {
+	case m.signal != 0:
+		err := ErrNotRunning
+		if a.inst != nil {
+			a.log.Info().Str("signal", unix.SignalName(m.signal)).Int("pid", a.inst.Pid()).Msg("kill requested")
+			err = a.inst.Signal(m.signal)
+		}
+		if m.reply != nil {
+			m.reply <- err
+		}
+		return
 	case m.waiting != nil:
 		if a.waiting != *m.waiting {
 			a.waiting = *m.waiting

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/supervisor/config"
 )
 
-// ErrUnknownService is returned for requests naming no loaded service.
-var ErrUnknownService = errors.New("no such service")
+// Errors of operator requests.
+var (
+	ErrUnknownService = errors.New("no such service")
+	ErrNotRunning     = errors.New("service is not running")
+)
 
 // Options configure a Supervisor.
 type Options struct {
@@ -239,6 +243,20 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 	}
 	s.mu.Unlock()
 	return a.request(kind)
+}
+
+// Kill sends a signal to a service's main process (as `systemctl kill
+// --kill-whom=main`). What follows is the state machine's business: an
+// exit, a restart per policy.
+func (s *Supervisor) Kill(name string, sig unix.Signal) error {
+	a, ok := s.actors[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownService, name)
+	}
+	if err := a.kill(sig); err != nil {
+		return fmt.Errorf("kill %s: %w", name, err)
+	}
+	return nil
 }
 
 // Wait blocks until cond holds for the snapshots, or ctx ends.

@@ -9,6 +9,7 @@
 //	GET  /v1/services/{name}             one service, with its recent transitions
 //	GET  /v1/services/{name}/logs?n=N    the newest N output lines
 //	POST /v1/services/{name}/{action}    start, stop, restart
+//	POST /v1/services/{name}/kill?signal=SIG   signal the main process (default TERM)
 //	POST /v1/system/{action}             reboot, poweroff, halt
 package api
 
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,6 +82,7 @@ func (s *Server) Listen(path string) error {
 	mux.HandleFunc("GET /v1/services", s.list)
 	mux.HandleFunc("GET /v1/services/{name}", s.one)
 	mux.HandleFunc("GET /v1/services/{name}/logs", s.logs)
+	mux.HandleFunc("POST /v1/services/{name}/kill", s.kill)
 	mux.HandleFunc("POST /v1/services/{name}/{action}", s.action)
 	mux.HandleFunc("POST /v1/system/{action}", s.system)
 	s.srv = &http.Server{
@@ -181,6 +184,33 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, supervisor.ErrUnknownService):
 		writeErr(w, http.StatusNotFound, err)
 	case errors.As(err, &te):
+		writeErr(w, http.StatusConflict, err)
+	case err != nil:
+		writeErr(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusAccepted, struct{}{})
+	}
+}
+
+func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("signal")
+	if name == "" {
+		name = "TERM"
+	}
+	sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG"))
+	if sig == 0 {
+		if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
+			sig = unix.Signal(n)
+		} else {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("unknown signal %q", name))
+			return
+		}
+	}
+	err := s.Sup.Kill(r.PathValue("name"), sig)
+	switch {
+	case errors.Is(err, supervisor.ErrUnknownService):
+		writeErr(w, http.StatusNotFound, err)
+	case errors.Is(err, supervisor.ErrNotRunning):
 		writeErr(w, http.StatusConflict, err)
 	case err != nil:
 		writeErr(w, http.StatusServiceUnavailable, err)

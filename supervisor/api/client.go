@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -92,6 +93,12 @@ func (c *Client) Logs(name string, n int) (LogsReply, error) {
 // Action asks a service to start, stop or restart.
 func (c *Client) Action(name, action string) error {
 	return c.do("POST", "/v1/services/"+name+"/"+action, nil)
+}
+
+// Kill sends a signal (a name like "KILL" or a number) to a service's
+// main process.
+func (c *Client) Kill(name, signal string) error {
+	return c.do("POST", "/v1/services/"+name+"/kill?signal="+url.QueryEscape(signal), nil)
 }
 
 // System asks for reboot, poweroff or halt.
