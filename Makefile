@@ -14,7 +14,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Packages with root integration tests (-tags integration).
 ROOT_TEST_PKGS := ./init ./container ./net ./internal/testutil
 
-.PHONY: all build demo test test-unit test-root check-examples lint clean
+.PHONY: all build demo test test-unit test-root test-buildroot check-examples lint clean
 
 all: build
 
@@ -26,13 +26,19 @@ build:
 demo: build
 	./scripts/demo.sh
 
-test: lint test-unit check-examples test-root
+test: lint test-unit check-examples test-buildroot test-root
 
 test-unit:
 	$(GO) test -count=1 ./...
 
 check-examples: build
 	$(BIN)/corral check etc-examples
+
+# The Buildroot external tree, checked without Buildroot: shellcheck,
+# genimage layouts, the installed config, an arm64 build the way Buildroot
+# builds it (vendored, GOPROXY=off, GOTOOLCHAIN=local).
+test-buildroot:
+	./image/buildroot/check.sh
 
 # Root integration tests: each package's test binary is built once with
 # go test -c and run as root (they skip, loudly, without root).
