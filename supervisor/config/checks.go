@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"path"
@@ -31,6 +32,7 @@ var serviceChecks = []func(*serviceCheck){
 	checkTimers,
 	checkExitCodes,
 	checkStopSignal,
+	checkNotifyWatchdog,
 	checkLimits,
 	checkContainer,
 	checkMounts,
@@ -70,45 +72,55 @@ func validHostname(s string) bool {
 }
 
 func checkExec(c *serviceCheck) {
-	key := "exec"
-	var args []string
-	switch v := c.f.Exec.v.(type) {
-	case nil:
-		c.errorf(key, `missing: set the program to run, e.g. exec = ["/usr/bin/prog", "--flag"]`)
+	if c.f.Exec.v == nil {
+		c.errorf("exec", `missing: set the program to run, e.g. exec = ["/usr/bin/prog", "--flag"]`)
 		return
+	}
+	if args, ok := c.argv("exec", c.f.Exec.v); ok {
+		c.svc.Container.Args = args
+	}
+}
+
+// argv reads a command (exec, reload): an array of strings, or one string
+// split into words; the program must be an absolute path.
+func (c *serviceCheck) argv(key string, v any) ([]string, bool) {
+	var args []string
+	first := key
+	switch v := v.(type) {
 	case string:
 		words, err := splitWords(v)
 		if err != nil {
 			c.errorf(key, "%v", err)
-			return
+			return nil, false
 		}
 		args = words
 	default:
 		list, ok := asList(v)
 		if !ok {
 			c.errorf(key, "must be a string or an array of strings, not %s", tomlType(v))
-			return
+			return nil, false
 		}
 		for i, e := range list {
 			s, ok := e.(string)
 			if !ok {
 				c.errorf(indexKey(key, i), "must be a string, not %s", tomlType(e))
-				return
+				return nil, false
 			}
 			args = append(args, s)
 		}
-		key = indexKey(key, 0)
+		first = indexKey(key, 0)
 	}
 	switch {
 	case len(args) == 0:
-		c.errorf("exec", "is empty: give at least the program to run")
+		c.errorf(key, "is empty: give at least the program to run")
 	case !path.IsAbs(args[0]):
-		c.errorf(key, "program %q is not an absolute path (PATH is not searched)", args[0])
+		c.errorf(first, "program %q is not an absolute path (PATH is not searched)", args[0])
 	case slices.ContainsFunc(args, hasNUL):
-		c.errorf("exec", "contains a NUL character")
+		c.errorf(key, "contains a NUL character")
 	default:
-		c.svc.Container.Args = args
+		return args, true
 	}
+	return nil, false
 }
 
 func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
@@ -268,13 +280,53 @@ func checkExitCodes(c *serviceCheck) {
 }
 
 func checkStopSignal(c *serviceCheck) {
-	name := strings.ToUpper(c.f.StopSignal)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
+	c.svc.StopSignal = c.signal("stop_signal", c.f.StopSignal)
+}
+
+// signal reads a signal name such as "SIGTERM" or "term".
+func (c *serviceCheck) signal(key, name string) unix.Signal {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
 	}
-	c.svc.StopSignal = unix.SignalNum(name)
-	if c.svc.StopSignal == 0 {
-		c.errorf("stop_signal", `unknown signal %q (use a name such as "SIGTERM" or "TERM")`, c.f.StopSignal)
+	sig := unix.SignalNum(n)
+	if sig == 0 {
+		c.errorf(key, `unknown signal %q (use a name such as "SIGTERM" or "TERM")`, name)
+	}
+	return sig
+}
+
+func checkNotifyWatchdog(c *serviceCheck) {
+	s, f := c.svc, c.f
+	s.Watchdog = time.Duration(f.Watchdog)
+	if s.Watchdog < 0 {
+		c.errorf("watchdog", "must not be negative (0 means off)")
+	}
+	s.WatchdogSignal = c.signal("watchdog_signal", f.WatchdogSignal)
+	s.ReloadSignal = c.signal("reload_signal", f.ReloadSignal)
+	s.Critical, s.SafeMode = f.Critical, f.SafeMode
+	switch {
+	case f.NotifyAccess == "" && (f.Notify || s.Watchdog > 0):
+		s.NotifyAccess = NotifyMain
+	case f.NotifyAccess == "":
+		s.NotifyAccess = NotifyNone
+	default:
+		na, ok := ParseNotifyAccess(f.NotifyAccess)
+		s.NotifyAccess = na
+		if !ok {
+			c.errorf("notify_access", `unknown value %q (use "main", "exec", "all" or "none")`, f.NotifyAccess)
+		} else if na == NotifyNone && (f.Notify || s.Watchdog > 0) {
+			c.errorf("notify_access", `"none" drops every datagram, but this service waits for READY=1 or WATCHDOG=1`)
+		}
+	}
+	if f.Reload.v != nil {
+		argv, ok := c.argv("reload", f.Reload.v)
+		switch {
+		case ok && !f.Container.Init:
+			c.errorf("reload", "a reload command runs inside the container through its tiny init: set [container] init = true (or use reload_signal)")
+		case ok:
+			s.Reload = argv
+		}
 	}
 }
 
@@ -288,8 +340,8 @@ func checkLimits(c *serviceCheck) {
 	}
 	if l.CPU != nil {
 		// Written so that NaN fails too.
-		if out.CPU = *l.CPU; !(out.CPU > 0 && out.CPU <= MaxCPU) {
-			c.errorf("limits.cpu", "%s is out of range (more than 0 and at most %d cores)", strconv.FormatFloat(out.CPU, 'g', -1, 64), MaxCPU)
+		if out.CPU = *l.CPU; !(out.CPU >= MinCPU && out.CPU <= MaxCPU) {
+			c.errorf("limits.cpu", "%s is out of range (%g to %d cores: the kernel's smallest CPU quota is 1ms per 100ms)", strconv.FormatFloat(out.CPU, 'g', -1, 64), MinCPU, MaxCPU)
 		}
 	}
 	if l.Pids != nil {
@@ -365,6 +417,9 @@ func checkMounts(c *serviceCheck) {
 		case target == "/":
 			c.errorf(tkey, "cannot mount on /; set container.rootfs to choose the root")
 			continue
+		case reservedTarget(target) != "":
+			c.errorf(tkey, "cannot mount on %s: %s", target, reservedTarget(target))
+			continue
 		case targets[target] != "":
 			c.errorf(tkey, "%s is already the target of %s", target, targets[target])
 			continue
@@ -372,6 +427,25 @@ func checkMounts(c *serviceCheck) {
 		targets[target], out.Target = key, target
 		c.svc.Container.Mounts = append(c.svc.Container.Mounts, out)
 	}
+}
+
+// reservedTarget says why a mount target would break the container (it
+// would hide what corral mounts there), or "".
+func reservedTarget(t string) string {
+	for _, r := range []struct{ dir, why string }{
+		{"/proc", "corral mounts the container's own /proc there"},
+		{"/sys", "corral mounts a read-only /sys there"},
+		{"/dev", "corral makes the container's /dev there"},
+		{"/run/notify", "it holds the service's notify socket"},
+	} {
+		if t == r.dir || strings.HasPrefix(t, r.dir+"/") {
+			return r.why
+		}
+	}
+	if t == "/run" {
+		return "/run/notify (the notify socket) is inside it; mount below /run instead"
+	}
+	return ""
 }
 
 func checkNetwork(c *serviceCheck) {
@@ -440,6 +514,7 @@ var globalChecks = []func(*globalCheck){
 	checkLog,
 	checkBoot,
 	checkStorage,
+	checkWatchdog,
 }
 
 type globalCheck struct {
@@ -557,5 +632,25 @@ func checkStorage(c *globalCheck) {
 		c.errorf("storage.var", "var = true needs storage.data (a data partition to keep /var on)")
 	} else {
 		c.g.Storage.Var = s.Var
+	}
+}
+
+func checkWatchdog(c *globalCheck) {
+	w := c.f.Watchdog
+	if w.Device != "" && !strings.HasPrefix(w.Device, "/dev/") {
+		c.errorf("watchdog.device", "%q is not a /dev path; no hardware watchdog", w.Device)
+	} else {
+		c.g.Watchdog.Device = w.Device
+	}
+	switch d := time.Duration(w.Timeout); {
+	case d < time.Second || d%time.Second != 0:
+		c.fallback("watchdog.timeout", c.g.Watchdog.Timeout.String(), "%v: the device takes whole seconds, at least 1s", d)
+	default:
+		c.g.Watchdog.Timeout = d
+	}
+	if w.BootLimit < 0 {
+		c.fallback("watchdog.boot_limit", fmt.Sprint(c.g.Watchdog.BootLimit), "must not be negative (0 means never)")
+	} else {
+		c.g.Watchdog.BootLimit = w.BootLimit
 	}
 }

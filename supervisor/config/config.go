@@ -76,6 +76,19 @@ type Service struct {
 	// they must do within StartTimeout.
 	Notify       bool
 	StartTimeout time.Duration
+	// NotifyAccess is who may send notify datagrams.
+	NotifyAccess NotifyAccess
+	// Watchdog is the service watchdog interval (0 = off); a missed
+	// deadline sends WatchdogSignal.
+	Watchdog       time.Duration
+	WatchdogSignal unix.Signal
+	// ReloadSignal is sent on reload, unless Reload (a command run in the
+	// container) is set.
+	ReloadSignal unix.Signal
+	Reload       []string
+	// Critical services hold the hardware watchdog; SafeMode services
+	// still start in safe mode.
+	Critical, SafeMode bool
 	// Container is the complete container spec: Name, Args, Env, Dir, User,
 	// Group, Hostname, Rootfs, Mounts, Init, HostNetwork and Limits.
 	Container container.Spec
@@ -108,6 +121,40 @@ type Global struct {
 	Boot Boot
 	// Storage is the writable data partition.
 	Storage Storage
+	// Watchdog is the hardware watchdog.
+	Watchdog Watchdog
+}
+
+// Watchdog is [watchdog]. Device "" = none.
+type Watchdog struct {
+	Device    string
+	Timeout   time.Duration
+	BootLimit int
+}
+
+// NotifyAccess is who may send a service's notify datagrams.
+type NotifyAccess uint8
+
+// The notify_access values.
+const (
+	NotifyNone NotifyAccess = iota
+	NotifyMain
+	NotifyExec
+	NotifyAll
+)
+
+func (n NotifyAccess) String() string {
+	return [...]string{"none", "main", "exec", "all"}[n]
+}
+
+// ParseNotifyAccess reads a notify_access (or NOTIFYACCESS=) value.
+func ParseNotifyAccess(s string) (NotifyAccess, bool) {
+	for i, n := range []string{"none", "main", "exec", "all"} {
+		if s == n {
+			return NotifyAccess(i), true
+		}
+	}
+	return 0, false
 }
 
 // Boot is [boot]: hand over to a real root file system. Root "" = none.

@@ -63,6 +63,59 @@ func (f *fileState) decode(text string, v any) bool {
 	return len(f.errs) == n
 }
 
+// decodeLenient is decode for corral.toml: a problem in one setting must
+// not throw away the others (the hostname, the subnet every static address
+// depends on). Every problem is reported as decode would; the keys at
+// fault are then dropped and the rest decoded, so they keep the defaults v
+// was pre-filled with. It reports whether anything could be decoded.
+func (f *fileState) decodeLenient(text string, v any) bool {
+	f.lines = scanKeys(text)
+	n := len(f.errs)
+	var tree map[string]any
+	if _, err := toml.Decode(text, &tree); err != nil {
+		f.errs = append(f.errs, f.tomlError(text, err))
+		return false
+	}
+	f.check(reflect.TypeOf(v).Elem(), tree, "")
+	if len(f.errs) == n {
+		_, err := toml.Decode(text, v)
+		if err != nil {
+			f.errs = append(f.errs, f.tomlError(text, err))
+			return false
+		}
+		return true
+	}
+	for _, e := range f.errs[n:] {
+		dropKey(tree, e.Key)
+	}
+	var b strings.Builder
+	if err := toml.NewEncoder(&b).Encode(tree); err != nil {
+		return false
+	}
+	_, err := toml.Decode(b.String(), v)
+	return err == nil
+}
+
+// dropKey deletes a dotted key ("network.subnet", "modules[1]": the whole
+// array) from a decoded tree.
+func dropKey(tree map[string]any, key string) {
+	key, _, _ = strings.Cut(key, "[")
+	parts := strings.Split(key, ".")
+	m := tree
+	for i, p := range parts {
+		if i == len(parts)-1 {
+			delete(m, p)
+			return
+		}
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			delete(m, p)
+			return
+		}
+		m = next
+	}
+}
+
 func joinKeys(k toml.Key) string {
 	path := ""
 	for _, name := range k {

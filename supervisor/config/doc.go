@@ -40,9 +40,9 @@
 // requires it, transitively (an "after" on a disabled service only orders,
 // so that service still runs). Every service on a dependency cycle is
 // disabled, each with a problem naming the whole cycle. Problems in one
-// file never stop others from loading. A problem in corral.toml makes that
-// setting keep its default (the message says so); a corral.toml that does
-// not decode at all is not used.
+// file never stop others from loading. A problem in corral.toml (a bad
+// value, an unknown key, a wrong type) makes only that setting keep its
+// default; a corral.toml with a syntax error is not used at all.
 //
 // # Values
 //

@@ -33,7 +33,12 @@ func Load(dir string) (*Config, error) {
 
 	sdir := filepath.Join(dir, servicesDir)
 	entries, err := os.ReadDir(sdir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Legal (a machine with no services), but most likely the wrong
+		// directory: say so.
+		problems = append(problems, &Error{File: sdir, Msg: "no such directory: no services (is " + dir + " a corral configuration directory, holding corral.toml and services/?)"})
+	case err != nil:
 		return nil, fmt.Errorf("load config from %s: %w", dir, err)
 	}
 	var units []*unit
@@ -70,6 +75,7 @@ func defaultGlobal(file string) Global {
 		Log:      LogConfig{Level: f.Log.Level, Format: f.Log.Format},
 		Boot:     Boot{FSType: f.Boot.RootFSType, Options: f.Boot.RootOptions, Timeout: time.Duration(f.Boot.RootTimeout)},
 		Storage:  Storage{FSType: f.Storage.DataFSType},
+		Watchdog: Watchdog{Timeout: time.Duration(f.Watchdog.Timeout), BootLimit: f.Watchdog.BootLimit},
 	}
 }
 
@@ -86,7 +92,7 @@ func loadGlobal(file string) (Global, []*Error) {
 		return g, st.errs
 	}
 	f := defaultGlobalFile()
-	if !st.decode(string(text), &f) {
+	if !st.decodeLenient(string(text), &f) {
 		st.errorf("", "not used because of the problems below: every global setting has its default")
 		return g, st.errs
 	}

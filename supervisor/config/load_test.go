@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ func wantDefault(dir, name string, args ...string) *Service {
 		StartLimitInterval: 60 * time.Second,
 		PermanentExitCodes: []int{125},
 		StopSignal:         unix.SIGTERM,
+		WatchdogSignal:     unix.SIGABRT,
+		ReloadSignal:       unix.SIGHUP,
 		StopTimeout:        10 * time.Second,
 		StartTimeout:       30 * time.Second,
 		Container: container.Spec{
@@ -64,6 +67,7 @@ func TestLoadGood(t *testing.T) {
 		Modules:  []string{"veth", "bridge", "nf_tables"},
 		Boot:     Boot{Root: "/dev/vda", FSType: "ext4", Options: "ro,noatime", Timeout: 10 * time.Second},
 		Storage:  Storage{Data: "LABEL=data", FSType: "ext4", Var: true},
+		Watchdog: Watchdog{Timeout: 15 * time.Second, BootLimit: 3},
 	}
 	if !reflect.DeepEqual(cfg.Global, wantGlobal) {
 		t.Errorf("Global\n got %+v\nwant %+v", cfg.Global, wantGlobal)
@@ -84,6 +88,12 @@ func TestLoadGood(t *testing.T) {
 	full.StopTimeout = 90 * time.Second
 	full.Notify = true
 	full.StartTimeout = 45 * time.Second
+	full.NotifyAccess = NotifyAll
+	full.Watchdog = 5 * time.Second
+	full.WatchdogSignal = unix.SIGQUIT
+	full.ReloadSignal = unix.SIGUSR1
+	full.Reload = []string{"/usr/bin/full", "--reload"}
+	full.Critical, full.SafeMode = true, true
 	full.Container = container.Spec{
 		Name:     "full",
 		Args:     full.Container.Args,
@@ -265,8 +275,9 @@ func TestLoadDirectories(t *testing.T) {
 			t.Errorf("err = %v, want fs.ErrNotExist", err)
 		}
 	})
-	t.Run("empty dir is all defaults", func(t *testing.T) {
+	t.Run("empty services dir is all defaults", func(t *testing.T) {
 		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, "services"), 0o755)
 		cfg, err := Load(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -277,6 +288,17 @@ func TestLoadDirectories(t *testing.T) {
 		}
 		var b bytes.Buffer
 		if !cfg.Report(&b) || b.String() != "0 services ok, 0 disabled, 0 problems\n" {
+			t.Errorf("report = %q", &b)
+		}
+	})
+	t.Run("no services dir is a problem: likely the wrong directory", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if cfg.Report(&b) || !strings.Contains(b.String(), "services: no such directory") {
 			t.Errorf("report = %q", &b)
 		}
 	})
@@ -299,6 +321,7 @@ func TestDefaultGlobal(t *testing.T) {
 		Log:      LogConfig{Level: "info", Format: "auto"},
 		Boot:     Boot{FSType: "ext4", Options: "ro", Timeout: 10 * time.Second},
 		Storage:  Storage{FSType: "ext4"},
+		Watchdog: Watchdog{Timeout: 15 * time.Second, BootLimit: 3},
 	}
 	if got := defaultGlobal("x"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)

@@ -18,6 +18,9 @@ const (
 	MinPids = 16
 	// MaxCPU is the largest limits.cpu accepted, in cores.
 	MaxCPU = 1024
+	// MinCPU is the smallest: 1ms of CPU per 100ms period, the kernel's
+	// smallest CFS quota.
+	MinCPU = 0.01
 
 	// DefaultPath is the PATH of a service whose env does not set one.
 	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -41,6 +44,24 @@ type globalFile struct {
 	Boot bootTable `toml:"boot"`
 	// Storage is the writable data partition of a read-only image.
 	Storage storageTable `toml:"storage"`
+	// Watchdog is the hardware watchdog.
+	Watchdog watchdogTable `toml:"watchdog"`
+}
+
+// watchdogTable is [watchdog] in corral.toml: the machine's hardware
+// watchdog, petted by PID 1 only while PID 1 is healthy and every critical
+// service is running and meeting its own watchdog.
+type watchdogTable struct {
+	// Device is the watchdog device. Default "": no hardware watchdog.
+	Device string `toml:"device"`
+	// Timeout is set on the device; the board resets this long after the
+	// last pet. Default "15s" (about the bcm2835's maximum).
+	Timeout duration `toml:"timeout"`
+	// BootLimit: after this many boots in a row that did not reach "every
+	// critical service ready", only safe_mode services start. 0 = never.
+	// Counted in /data/corral/failed-boots when /data is mounted, else in
+	// /run (which does not survive a reboot). Default 3.
+	BootLimit int `toml:"boot_limit"`
 }
 
 // bootTable is [boot] in corral.toml. It is for a corral running as PID 1
@@ -101,6 +122,7 @@ func defaultGlobalFile() globalFile {
 		Log:      logTable{Level: "info", Format: "auto"},
 		Boot:     bootTable{RootFSType: "ext4", RootOptions: "ro", RootTimeout: duration(10 * time.Second)},
 		Storage:  storageTable{DataFSType: "ext4"},
+		Watchdog: watchdogTable{Timeout: duration(15 * time.Second), BootLimit: 3},
 	}
 }
 
@@ -166,6 +188,34 @@ type serviceFile struct {
 	// StartTimeout is how long a notify service has to send READY=1.
 	// Must be more than 0. Default "30s".
 	StartTimeout duration `toml:"start_timeout"`
+	// NotifyAccess is who may send notify datagrams: "main" (the main
+	// process only), "exec" (the main process and the reload command),
+	// "all" (any process in the service's cgroup) or "none". Default
+	// "main" when notify or watchdog is set, else "none" (as systemd).
+	NotifyAccess string `toml:"notify_access"`
+	// Watchdog makes the service send WATCHDOG=1 at least this often
+	// (WATCHDOG_USEC is exported); a missed deadline sends
+	// watchdog_signal, then kills and restarts it per policy. Default "0s":
+	// off.
+	Watchdog duration `toml:"watchdog"`
+	// WatchdogSignal is sent on a missed watchdog deadline, like
+	// systemd's WatchdogSignal=. Default "SIGABRT".
+	WatchdogSignal string `toml:"watchdog_signal"`
+	// ReloadSignal is sent by `corral reload SERVICE`. A notify service
+	// then answers RELOADING=1 ... READY=1 (systemd's Type=notify-reload).
+	// Default "SIGHUP".
+	ReloadSignal string `toml:"reload_signal"`
+	// Reload is a command run inside the service's container instead of
+	// sending reload_signal (an absolute path and its arguments). Default
+	// none.
+	Reload raw `toml:"reload"`
+	// Critical marks a service the hardware watchdog depends on: the board
+	// is only kept alive while it runs and meets its own watchdog.
+	// Default false.
+	Critical bool `toml:"critical"`
+	// SafeMode marks a service that still starts in safe mode (after
+	// repeated failed boots). Default false.
+	SafeMode bool `toml:"safe_mode"`
 	// Limits are the service's cgroup limits.
 	Limits limitsTable `toml:"limits"`
 	// Container shapes the service's container.
@@ -180,7 +230,7 @@ type limitsTable struct {
 	// (MinMemory).
 	Memory *size `toml:"memory"`
 	// CPU is the CPU limit in cores, fractional allowed (0.5 = half a core),
-	// more than 0 and at most 1024.
+	// from 0.01 to 1024.
 	CPU *float64 `toml:"cpu"`
 	// Pids caps processes plus threads; at least 16 (MinPids).
 	Pids *int64 `toml:"pids"`
@@ -239,6 +289,8 @@ func defaultServiceFile(name string) serviceFile {
 		StartLimitInterval: duration(60 * time.Second),
 		PermanentExitCodes: []int{125},
 		StopSignal:         "SIGTERM",
+		WatchdogSignal:     "SIGABRT",
+		ReloadSignal:       "SIGHUP",
 		StopTimeout:        duration(10 * time.Second),
 		StartTimeout:       duration(30 * time.Second),
 		Container:          containerTable{Hostname: name},

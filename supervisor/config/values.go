@@ -135,6 +135,9 @@ func splitWords(s string) ([]string, error) {
 					if s[j] == '\n' {
 						continue
 					}
+				} else if s[j] == '$' || s[j] == '`' {
+					// A shell would expand these inside double quotes.
+					return nil, fmt.Errorf(`%q inside double quotes at character %d: a shell would expand it, but no shell runs exec; use single quotes to keep it literally, or exec = ["/bin/sh", "-c", "..."]`, string(s[j]), j+1)
 				}
 				word.WriteByte(s[j])
 			}

@@ -133,6 +133,8 @@ func TestSplitWords(t *testing.T) {
 		{name: "pipe", in: `prog | cat`, wantErr: `unquoted "|" at character 6: exec is split into words like a shell would, but no shell runs it; quote the character, or use exec = ["/bin/sh", "-c", "..."]`},
 		{name: "variable", in: `prog $HOME`, wantErr: `unquoted "$" at character 6: exec is split into words like a shell would, but no shell runs it; quote the character, or use exec = ["/bin/sh", "-c", "..."]`},
 		{name: "redirect", in: `prog>x`, wantErr: `unquoted ">" at character 5: exec is split into words like a shell would, but no shell runs it; quote the character, or use exec = ["/bin/sh", "-c", "..."]`},
+		{name: "variable in double quotes", in: `prog "$HOME"`, wantErr: `"$" inside double quotes at character 7: a shell would expand it, but no shell runs exec; use single quotes to keep it literally, or exec = ["/bin/sh", "-c", "..."]`},
+		{name: "backtick in double quotes", in: "prog \"`id`\"", wantErr: "\"`\" inside double quotes at character 7: a shell would expand it, but no shell runs exec; use single quotes to keep it literally, or exec = [\"/bin/sh\", \"-c\", \"...\"]"},
 		{name: "comment", in: `prog #x`, wantErr: `unquoted "#" at character 6: exec is split into words like a shell would, but no shell runs it; quote the character, or use exec = ["/bin/sh", "-c", "..."]`},
 	}
 	for _, tt := range tests {
