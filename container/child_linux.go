@@ -3,11 +3,13 @@ package container
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -362,27 +364,68 @@ func runInit(spec Spec, env []string) {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		os.Exit(ChildFailedCode)
 	}
-	for sig := range sigc {
-		if sig != unix.SIGCHLD {
-			_ = unix.Kill(pid, sig.(unix.Signal))
-			continue
-		}
-		for {
-			var ws unix.WaitStatus
-			p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if errors.Is(err, unix.EINTR) {
+	reloads := make(chan []string, 1)
+	go readReloads(reloads)
+	reloadPid := 0
+	for {
+		select {
+		case argv := <-reloads:
+			if reloadPid != 0 {
+				_ = send(message{Type: msgDone, Err: &ChildError{Op: "reload", Msg: "a reload is still running"}})
 				continue
 			}
-			if err != nil || p <= 0 {
-				break
+			renv := append(slices.Clone(env), fmt.Sprintf("MAINPID=%d", pid))
+			rp, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Dir: cwd, Env: renv, Files: []uintptr{0, 1, 2}})
+			if err != nil {
+				_ = send(message{Type: msgDone, Err: childErr("exec", argv[0], err)})
+				continue
 			}
-			if p == pid {
-				_ = send(message{Type: msgExit, Status: uint32(ws)})
-				if ws.Signaled() {
-					os.Exit(128 + int(ws.Signal()))
+			reloadPid = rp
+			_ = send(message{Type: msgForked, Pid: rp})
+		case sig := <-sigc:
+			if sig != unix.SIGCHLD {
+				_ = unix.Kill(pid, sig.(unix.Signal))
+				continue
+			}
+			for {
+				var ws unix.WaitStatus
+				p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if errors.Is(err, unix.EINTR) {
+					continue
 				}
-				os.Exit(ws.ExitStatus())
+				if err != nil || p <= 0 {
+					break
+				}
+				if p == reloadPid {
+					reloadPid = 0
+					_ = send(message{Type: msgDone, Pid: p, Status: uint32(ws)})
+				}
+				if p == pid {
+					_ = send(message{Type: msgExit, Status: uint32(ws)})
+					if ws.Signaled() {
+						os.Exit(128 + int(ws.Signal()))
+					}
+					os.Exit(ws.ExitStatus())
+				}
 			}
+		}
+	}
+}
+
+// readReloads reads reload commands from the parent until it goes away.
+func readReloads(out chan<- []string) {
+	buf := make([]byte, maxMessage)
+	for {
+		n, err := unix.Read(handshakeFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
+		}
+		var m message
+		if json.Unmarshal(buf[:n], &m) == nil && m.Type == msgReload && len(m.Argv) > 0 {
+			out <- m.Argv
 		}
 	}
 }

@@ -29,7 +29,10 @@ package container
 // With Spec.Init the child stage does not exec: it forks the service, sends
 // {running, pid}, stays as the namespace's init (forwards signals, reaps),
 // and before it exits sends {exit, status} with the service's real wait
-// status, then the parent sees end-of-file.
+// status, then the parent sees end-of-file. While it runs, the parent may
+// send {reload, argv}: the init forks that command inside the container
+// (MAINPID in its environment), says {reload-pid, pid}, and answers
+// {reloaded, pid, status} when it has exited.
 
 // ChildFailedCode is the exit code of a child stage that failed before the
 // service ran. The reason travels over the socket, never only this code.
@@ -47,6 +50,9 @@ const (
 	msgRunning msgType = "running"
 	msgError   msgType = "error"
 	msgExit    msgType = "exit"
+	msgReload  msgType = "reload"
+	msgForked  msgType = "reload-pid"
+	msgDone    msgType = "reloaded"
 )
 
 // message is every packet on the handshake socket.
@@ -56,6 +62,7 @@ type message struct {
 	Err    *ChildError  `json:"err,omitempty"`
 	Pid    int          `json:"pid,omitempty"`
 	Status uint32       `json:"status,omitempty"` // raw wait status
+	Argv   []string     `json:"argv,omitempty"`   // reload
 }
 
 // childConfig is what the child stage needs beyond the Spec.

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,10 +91,18 @@ type Process struct {
 	exited  bool
 	early   chan reaper.Exit // exit before Start returned
 
-	// Init mode: the child stage reports the service's real wait status.
+	// Init mode: the child stage reports the service's real wait status,
+	// takes reload commands, and the service is its child.
 	initStatus *uint32
 	sockDone   chan struct{}
+	initConn   *net.UnixConn
+	servicePid int
+	reloads    chan error
+	reloadPid  atomic.Int64 // the running reload command, for notify_access=exec
 }
+
+// ReloadPid is the pid of the reload command while it runs, else 0.
+func (p *Process) ReloadPid() int { return int(p.reloadPid.Load()) }
 
 // Start creates the cgroup, clones the child stage into new namespaces,
 // runs the network hook and the handshake, and returns once the service
@@ -239,6 +249,13 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 	case msgRunning:
 		keepConn = true
 		p.sockDone = make(chan struct{})
+		p.initConn = uc
+		p.reloads = make(chan error, 1)
+		if sp, err := p.HostPid(m.Pid); err == nil {
+			p.servicePid = sp
+		} else {
+			p.servicePid = initChild(pid)
+		}
 		_ = uc.SetReadDeadline(time.Time{})
 		go p.readInit(uc)
 	default:
@@ -283,11 +300,29 @@ func (p *Process) readInit(uc *net.UnixConn) {
 		if err != nil {
 			return
 		}
-		if m.Type == msgExit {
+		switch m.Type {
+		case msgExit:
 			st := m.Status
 			p.mu.Lock()
 			p.initStatus = &st
 			p.mu.Unlock()
+		case msgForked:
+			if hp, err := p.HostPid(m.Pid); err == nil {
+				p.reloadPid.Store(int64(hp))
+			}
+		case msgDone:
+			p.reloadPid.Store(0)
+			var err error
+			if ws := unix.WaitStatus(m.Status); !ws.Exited() || ws.ExitStatus() != 0 {
+				err = fmt.Errorf("reload command %s", Exit{Code: exitCode(ws), Signal: exitSignal(ws)}.Reason())
+			}
+			if m.Err != nil {
+				err = m.Err
+			}
+			select {
+			case p.reloads <- err:
+			default:
+			}
 		}
 	}
 }
@@ -342,6 +377,97 @@ func (p *Process) abort() {
 		}
 	}
 	p.Cleanup()
+}
+
+// MainPid is the pid (in the caller's namespace) of the service's main
+// process: the namespace's init, or in init mode the service the tiny
+// init forked.
+func (p *Process) MainPid() int {
+	if p.servicePid > 0 {
+		return p.servicePid
+	}
+	return p.Pid
+}
+
+// Reload runs argv inside the container through the init-mode child stage
+// and waits (up to timeout) for it to exit successfully.
+func (p *Process) Reload(argv []string, timeout time.Duration) error {
+	if p.initConn == nil {
+		return errors.New("a reload command needs [container] init = true")
+	}
+	select {
+	case <-p.reloads: // a stale answer
+	default:
+	}
+	if err := sendMsg(p.initConn, message{Type: msgReload, Argv: argv}); err != nil {
+		return fmt.Errorf("send reload command: %w", err)
+	}
+	select {
+	case err := <-p.reloads:
+		return err
+	case <-p.sockDone:
+		return ErrNotRunning
+	case <-time.After(timeout):
+		return fmt.Errorf("reload command still running after %s", timeout)
+	}
+}
+
+// HostPid translates a pid as the service sees it (inside its pid
+// namespace) into the caller's namespace, by looking for the process of the
+// service's cgroup whose innermost NSpid is inner.
+func (p *Process) HostPid(inner int) (int, error) {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.Pid))
+	if err != nil {
+		return 0, err
+	}
+	pids, err := p.Group.Procs()
+	if err != nil {
+		return 0, err
+	}
+	for _, hp := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", hp))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != "NSpid:" || f[len(f)-1] != strconv.Itoa(inner) {
+				continue
+			}
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", hp)); l == ns {
+				return hp, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process %d in the service's pid namespace", inner)
+}
+
+// initChild finds the service forked by an init-mode child stage.
+func initChild(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Exited() {
+		return ws.ExitStatus()
+	}
+	return -1
+}
+
+func exitSignal(ws unix.WaitStatus) unix.Signal {
+	if ws.Signaled() {
+		return ws.Signal()
+	}
+	return 0
 }
 
 // Signal sends sig to the service's main process. A service is PID 1 of
