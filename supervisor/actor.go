@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -61,12 +65,15 @@ type actorMsg struct {
 	ev Event
 	// gen ties exits and notify messages to an instance, and firings to a
 	// timer; stale ones are ignored.
-	gen     uint64
-	timer   bool
-	notify  *notify.Message
-	waiting *string
-	signal  unix.Signal // an operator's kill: not a state change
-	reply   chan error
+	gen      uint64
+	timer    bool
+	watchdog bool // with timer: the service watchdog's timer
+	notify   *notify.Message
+	release  func() // with notify: answers BARRIER=1 once handled
+	waiting  *string
+	signal   unix.Signal // an operator's kill: not a state change
+	ping     bool        // answer on reply: the actor is alive
+	reply    chan error
 }
 
 // actor owns one service's state; everything reaches it through inbox.
@@ -93,13 +100,19 @@ type actor struct {
 	timer    Timer
 	timerGen uint64
 	timerFor TimerKind
-	launches int
-	lastExit string
-	reason   string
-	status   string
-	waiting  string
-	history  []TransitionRecord
-	dropped  uint64
+	deadline time.Time // of the lifecycle timer, for EXTEND_TIMEOUT_USEC
+	// The service watchdog: its own timer, armed while up.
+	wdTimer    Timer
+	wdGen      uint64
+	wdInterval time.Duration // WATCHDOG_USEC= may change it
+	launches   int
+	restarts   int
+	lastExit   string
+	reason     string
+	status     string
+	waiting    string
+	history    []TransitionRecord
+	dropped    atomic.Uint64 // notify messages lost to a full inbox
 }
 
 func newActor(def *config.Service, rt Runtime, clock Clock, log zerolog.Logger, output func(string, string, bool), changed func()) *actor {
@@ -168,6 +181,9 @@ func (a *actor) setWaiting(why string) { a.inbox <- actorMsg{waiting: &why} }
 
 func (a *actor) handle(m actorMsg) {
 	switch {
+	case m.ping:
+		m.reply <- nil
+		return
 	case m.signal != 0:
 		err := ErrNotRunning
 		if a.inst != nil {
@@ -185,18 +201,23 @@ func (a *actor) handle(m actorMsg) {
 		}
 		return
 	case m.notify != nil:
+		if m.release != nil {
+			defer m.release()
+		}
 		if m.gen != a.instGen || a.inst == nil {
 			return
 		}
-		if m.notify.HasStatus && m.notify.Status != a.status {
-			a.status = m.notify.Status
-			a.log.Debug().Str("status", a.status).Msg("status")
-			a.publish()
-		}
-		if !m.notify.Ready {
+		ev, ok := a.notified(m.notify)
+		if !ok {
 			return
 		}
-		m.ev = Event{Kind: EvReady}
+		m.ev = ev
+	case m.timer && m.watchdog:
+		if m.gen != a.wdGen {
+			return
+		}
+		a.wdTimer = nil
+		m.ev = Event{Kind: EvWatchdog, Why: fmt.Sprintf("no WATCHDOG=1 within %s", a.wdInterval)}
 	case m.timer:
 		if m.gen != a.timerGen {
 			return // a timer that was re-armed or cancelled
@@ -209,6 +230,8 @@ func (a *actor) handle(m actorMsg) {
 			m.ev = Event{Kind: EvStopTimeout}
 		case TimerBackoff:
 			m.ev = Event{Kind: EvBackoffElapsed}
+		case TimerReload:
+			m.ev = Event{Kind: EvReloadTimeout}
 		}
 	case m.ev.Kind == EvExited && m.gen != a.instGen:
 		return
@@ -219,9 +242,64 @@ func (a *actor) handle(m actorMsg) {
 	}
 }
 
+// notified applies one notify message: the parts that are status (STATUS=,
+// ERRNO=, STOPPING=1), timers (WATCHDOG=1, WATCHDOG_USEC=,
+// EXTEND_TIMEOUT_USEC=) and, if any, the lifecycle event it means.
+func (a *actor) notified(n *notify.Message) (Event, bool) {
+	changed := false
+	if n.HasStatus && n.Status != a.status {
+		a.status, changed = n.Status, true
+	}
+	if v, ok := n.Fields["ERRNO"]; ok {
+		if e, err := strconv.Atoi(v); err == nil && e > 0 {
+			a.status, changed = fmt.Sprintf("%s (errno %d: %s)", strings.TrimSpace(a.status), e, unix.Errno(e).Error()), true
+		}
+	}
+	if n.Stopping {
+		a.log.Info().Msg("STOPPING=1: the service is shutting down")
+	}
+	if v, ok := n.Fields["WATCHDOG_USEC"]; ok {
+		if us, err := strconv.ParseInt(v, 10, 64); err == nil && us >= 0 {
+			a.wdInterval = time.Duration(us) * time.Microsecond
+			a.log.Info().Dur("watchdog", a.wdInterval).Msg("WATCHDOG_USEC: watchdog interval changed")
+			if a.wdTimer != nil || (us > 0 && (a.state == Running || a.state == Reloading)) {
+				a.armWatchdog()
+			}
+		}
+	}
+	if v, ok := n.Fields["EXTEND_TIMEOUT_USEC"]; ok && a.timer != nil {
+		if us, err := strconv.ParseInt(v, 10, 64); err == nil && us > 0 {
+			if want := a.clock.Now().Add(time.Duration(us) * time.Microsecond); want.After(a.deadline) {
+				a.armTimer(a.timerFor, want.Sub(a.clock.Now()))
+				a.log.Debug().Time("deadline", want).Msg("EXTEND_TIMEOUT_USEC: timeout extended")
+			}
+		}
+	}
+	if changed {
+		a.log.Debug().Str("status", a.status).Msg("status")
+		a.publish()
+	}
+	switch {
+	case n.Fields["WATCHDOG"] == "trigger":
+		return Event{Kind: EvWatchdog, Why: "WATCHDOG=trigger"}, true
+	case n.Watchdog && a.wdTimer != nil:
+		a.armWatchdog()
+	}
+	switch {
+	case n.Reloading:
+		return Event{Kind: EvReloading}, true
+	case n.Ready:
+		return Event{Kind: EvReady}, true
+	}
+	return Event{}, false
+}
+
 // event runs one transition and carries out its actions.
 func (a *actor) event(ev Event) error {
 	now := a.clock.Now()
+	// A launch an operator asked for is not a restart: RESTARTS counts the
+	// ones the policy made, as systemd's NRestarts.
+	operator := ev.Kind == EvStart || ev.Kind == EvRestart || (a.state == Stopping && a.memo.AfterStop == toRestart)
 	res, err := Transition(a.state, ev, a.policy, a.memo, now, a.rng.Float64()*2-1)
 	if err != nil {
 		var te *TransitionError
@@ -235,6 +313,9 @@ func (a *actor) event(ev Event) error {
 		return nil
 	}
 	a.memo = res.Memo
+	if !operator && slices.ContainsFunc(res.Actions, func(x Action) bool { return x.Kind == ActLaunch }) {
+		a.restarts++
+	}
 	if ev.Kind == EvExited {
 		a.lastExit = ev.Exit.Reason()
 	} else if ev.Kind == EvSetupFailed {
@@ -305,19 +386,56 @@ func (a *actor) do(act Action) {
 			}
 		}
 	case ActArmTimer:
-		a.stopTimer()
-		a.timerGen++
-		gen := a.timerGen
-		a.timerFor = act.Timer
-		a.timer = a.clock.AfterFunc(act.Delay, func() { a.inbox <- actorMsg{timer: true, gen: gen} })
+		a.armTimer(act.Timer, act.Delay)
 	case ActCancelTimer:
 		a.stopTimer()
+	case ActArmWatchdog:
+		a.armWatchdog()
+	case ActCancelWatchdog:
+		a.stopWatchdog()
+	case ActReload:
+		if inst := a.inst; inst != nil {
+			// A reload command may take a while: never block the actor.
+			go func() {
+				if err := inst.Reload(); err != nil {
+					a.log.Warn().Err(err).Msg("reload")
+				}
+			}()
+		}
 	case ActCleanup:
 		if a.inst != nil {
 			a.inst.Cleanup()
 			a.inst = nil
 		}
 	}
+}
+
+func (a *actor) armTimer(kind TimerKind, d time.Duration) {
+	a.stopTimer()
+	a.timerGen++
+	gen := a.timerGen
+	a.timerFor = kind
+	a.deadline = a.clock.Now().Add(d)
+	a.timer = a.clock.AfterFunc(d, func() { a.inbox <- actorMsg{timer: true, gen: gen} })
+}
+
+// armWatchdog (re)starts the service watchdog's deadline.
+func (a *actor) armWatchdog() {
+	a.stopWatchdog()
+	if a.wdInterval <= 0 {
+		return
+	}
+	a.wdGen++
+	gen := a.wdGen
+	a.wdTimer = a.clock.AfterFunc(a.wdInterval, func() { a.inbox <- actorMsg{timer: true, watchdog: true, gen: gen} })
+}
+
+func (a *actor) stopWatchdog() {
+	if a.wdTimer != nil {
+		a.wdTimer.Stop()
+		a.wdTimer = nil
+	}
+	a.wdGen++
 }
 
 func (a *actor) stopTimer() {
@@ -333,19 +451,25 @@ func (a *actor) launch() {
 	gen := a.instGen
 	a.launches++
 	a.status = ""
+	a.wdInterval = a.def.Watchdog
 	h := Hooks{
 		OnExit: func(e container.Exit) {
 			// Never drop an exit: this blocks its own goroutine if the inbox
 			// is full, not the reaper.
 			a.inbox <- actorMsg{ev: Event{Kind: EvExited, Exit: e}, gen: gen}
 		},
-		OnNotify: func(m notify.Message) {
+		OnNotify: func(m notify.Message, release func()) {
+			msg := actorMsg{notify: &m, gen: gen, release: release}
+			if release != nil {
+				a.inbox <- msg // a barrier must not be lost
+				return
+			}
 			select {
-			case a.inbox <- actorMsg{notify: &m, gen: gen}:
+			case a.inbox <- msg:
 			default:
 				// A flood of datagrams must not grow memory or block; the
-				// socket buffer is the bound, and this is the overflow.
-				a.dropped++
+				// socket's read rate and buffer are the bound, this the overflow.
+				a.dropped.Add(1)
 			}
 		},
 		OnOutput: func(text string, partial bool) {
@@ -368,7 +492,7 @@ func (a *actor) launch() {
 func (a *actor) publish() {
 	s := &Snapshot{
 		Name: a.def.Name, State: a.state, Since: a.since,
-		Restarts: max(0, a.launches-1), LastExit: a.lastExit, Reason: a.reason,
+		Restarts: a.restarts, LastExit: a.lastExit, Reason: a.reason,
 		Status: a.status, Notify: a.def.Notify, Waiting: a.waiting,
 		History: append([]TransitionRecord(nil), a.history...),
 	}

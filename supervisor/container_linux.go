@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,6 +41,13 @@ type containerInstance struct {
 	sock   *notify.Socket
 	dir    string
 	output *os.File
+	def    *config.Service
+	log    zerolog.Logger
+	pidNS  string // the service's pid namespace, as /proc/<pid>/ns/pid reads
+
+	access  atomic.Uint32 // config.NotifyAccess; NOTIFYACCESS= changes it
+	mainPid atomic.Int64  // MAINPID= changes it
+	drops   dropLog
 }
 
 // Start prepares (notify socket bound before the process exists, output
@@ -51,6 +61,15 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	}
 	spec := def.Container
 	spec.Env = append(slices.Clone(spec.Env), "NOTIFY_SOCKET="+NotifySocketInContainer)
+	if def.Watchdog > 0 {
+		spec.Env = append(spec.Env, fmt.Sprintf("WATCHDOG_USEC=%d", def.Watchdog.Microseconds()))
+		if !spec.Init {
+			// The service is PID 1 of its namespace. In init mode its pid
+			// is not known before the fork, and sd_watchdog_enabled()
+			// accepts a missing WATCHDOG_PID.
+			spec.Env = append(spec.Env, "WATCHDOG_PID=1")
+		}
+	}
 
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -90,17 +109,102 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		sock.Close()
 		return nil, err
 	}
-	inst := &containerInstance{proc: proc, sock: sock, dir: dir, output: pr}
+	inst := &containerInstance{proc: proc, sock: sock, dir: dir, output: pr, def: def, log: log}
+	inst.access.Store(uint32(def.NotifyAccess))
+	inst.mainPid.Store(int64(proc.MainPid()))
+	inst.pidNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", proc.Pid))
 	go readLines(pr, h.OnOutput)
-	pidNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", proc.Pid))
-	go sock.Serve(func(d notify.Datagram) {
-		if ok, why := senderBelongs(proc.Group, pidNS, d.Pid); !ok {
-			log.Warn().Int("pid", d.Pid).Msg("notify: datagram dropped: " + why)
+	go sock.Serve(func(d notify.Datagram) { inst.datagram(d, h) })
+	return inst, nil
+}
+
+// datagram applies notify_access, MAINPID= and NOTIFYACCESS=, then hands
+// the message to the actor. A BARRIER=1 fd is closed only when the actor
+// has handled everything before it.
+func (i *containerInstance) datagram(d notify.Datagram, h Hooks) {
+	release := func() {
+		for _, fd := range d.FDs {
+			unix.Close(fd)
+		}
+	}
+	if ok, why := i.allowed(config.NotifyAccess(i.access.Load()), d.Pid); !ok {
+		release()
+		i.drops.note(i.log, why)
+		return
+	}
+	if v, ok := d.Msg.Fields["MAINPID"]; ok {
+		i.setMainPid(v, d.Pid)
+	}
+	if v, ok := d.Msg.Fields["NOTIFYACCESS"]; ok {
+		if na, ok := config.ParseNotifyAccess(v); ok {
+			i.access.Store(uint32(na))
+			i.log.Info().Str("notify_access", v).Msg("notify: NOTIFYACCESS changed by the service")
+		} else {
+			i.log.Warn().Str("value", v).Msg("notify: unknown NOTIFYACCESS= ignored")
+		}
+	}
+	if len(d.FDs) == 0 {
+		release = nil
+	}
+	h.OnNotify(d.Msg, release)
+}
+
+// allowed applies notify_access to a sender (a pid in corral's namespace).
+func (i *containerInstance) allowed(access config.NotifyAccess, pid int) (bool, string) {
+	switch access {
+	case config.NotifyNone:
+		return false, fmt.Sprintf("datagram from pid %d dropped: notify_access is none", pid)
+	case config.NotifyMain, config.NotifyExec:
+		if access == config.NotifyExec && pid == i.proc.ReloadPid() {
+			return true, "" // the reload command is a control process
+		}
+		if main := int(i.mainPid.Load()); pid != main {
+			return false, fmt.Sprintf("datagram from pid %d rejected: notify_access is %s and the main process is pid %d", pid, access, main)
+		}
+		return true, ""
+	}
+	return senderBelongs(i.proc.Group, i.pidNS, pid)
+}
+
+// setMainPid applies MAINPID=: a pid as the sender sees it. From inside the
+// service's pid namespace it is translated; from outside it must already be
+// a process of the service.
+func (i *containerInstance) setMainPid(v string, sender int) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		i.log.Warn().Str("value", v).Msg("notify: MAINPID= is not a pid; ignored")
+		return
+	}
+	host := n
+	if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", sender)); ns == i.pidNS && i.pidNS != "" {
+		if host, err = i.proc.HostPid(n); err != nil {
+			i.log.Warn().Int("mainpid", n).Err(err).Msg("notify: MAINPID= rejected")
 			return
 		}
-		h.OnNotify(d.Msg)
-	})
-	return inst, nil
+	} else if ok, _ := i.proc.Group.Contains(n); !ok {
+		i.log.Warn().Int("mainpid", n).Msg("notify: MAINPID= rejected: not a process of the service")
+		return
+	}
+	i.mainPid.Store(int64(host))
+	i.log.Info().Int("pid", host).Int("mainpid", n).Msg("notify: main process changed (MAINPID=)")
+}
+
+// dropLog rate-limits the log line for dropped datagrams: one line per
+// ten seconds, with the count.
+type dropLog struct {
+	mu    sync.Mutex
+	last  time.Time
+	count int
+}
+
+func (d *dropLog) note(log zerolog.Logger, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.count++
+	if now := time.Now(); now.Sub(d.last) >= 10*time.Second {
+		log.Warn().Int("dropped", d.count).Msg("notify: " + why)
+		d.last, d.count = now, 0
+	}
 }
 
 // senderBelongs decides whether a notify datagram's sender (a pid in
@@ -121,14 +225,33 @@ func senderBelongs(g *container.Group, pidNS string, pid int) (bool, string) {
 	if err == nil && pidNS != "" && ns == pidNS {
 		return true, ""
 	}
-	return false, fmt.Sprintf("sender pid %d is not a process of the service (not in its cgroup or pid namespace)", pid)
+	return false, fmt.Sprintf("datagram from pid %d rejected: not a process of the service (not in its cgroup or pid namespace)", pid)
 }
 
-func (i *containerInstance) Pid() int                     { return i.proc.Pid }
-func (i *containerInstance) Signal(sig unix.Signal) error { return i.proc.Signal(sig) }
-func (i *containerInstance) Kill() error                  { return i.proc.Kill() }
-func (i *containerInstance) CgroupPath() string           { return i.proc.Group.Path() }
-func (i *containerInstance) Memory() (int64, error)       { return i.proc.Group.MemoryCurrent() }
+func (i *containerInstance) Pid() int { return int(i.mainPid.Load()) }
+
+// Signal signals the main process. When MAINPID= named another process
+// than the namespace's init, both get it: corral follows the init's exit
+// (its death ends the namespace), so the init must hear the stop too.
+// In init mode the tiny init forwards it to the service.
+func (i *containerInstance) Signal(sig unix.Signal) error {
+	if main := int(i.mainPid.Load()); main != i.proc.MainPid() {
+		_ = unix.Kill(main, sig)
+	}
+	return i.proc.Signal(sig)
+}
+
+// Reload sends the reload signal, or runs the reload command inside the
+// container (through the init-mode child stage).
+func (i *containerInstance) Reload() error {
+	if len(i.def.Reload) > 0 {
+		return i.proc.Reload(i.def.Reload, i.def.StartTimeout)
+	}
+	return i.Signal(i.def.ReloadSignal)
+}
+func (i *containerInstance) Kill() error            { return i.proc.Kill() }
+func (i *containerInstance) CgroupPath() string     { return i.proc.Group.Path() }
+func (i *containerInstance) Memory() (int64, error) { return i.proc.Group.MemoryCurrent() }
 
 func (i *containerInstance) Cleanup() {
 	_ = i.proc.Kill() // anything left in the cgroup (there should be nothing)

@@ -21,7 +21,9 @@ type Hooks struct {
 	// OnExit is called exactly once, when the main process has exited.
 	OnExit func(container.Exit)
 	// OnNotify is called for every accepted notify datagram, in order.
-	OnNotify func(notify.Message)
+	// release, when not nil, must be called once the message and every one
+	// before it have been handled (it answers BARRIER=1).
+	OnNotify func(m notify.Message, release func())
 	// OnOutput is called for every line the service prints.
 	OnOutput func(text string, partial bool)
 }
@@ -36,6 +38,8 @@ type Instance interface {
 	Cleanup()
 	// CgroupPath is the instance's cgroup directory ("" if none).
 	CgroupPath() string
+	// Reload sends the reload signal or runs the reload command.
+	Reload() error
 	// Memory is the memory charged to the instance's cgroup, in bytes. It
 	// may be called from any goroutine.
 	Memory() (int64, error)

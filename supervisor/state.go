@@ -16,16 +16,17 @@ type State uint8
 
 // The states.
 const (
-	Stopped  State = iota // not running, not wanted
-	Starting              // preparing, launched, waiting for exec or READY=1
-	Running               // up
-	Stopping              // stop signal sent, stop timer armed
-	Backoff               // exited, waiting before the next start
-	Failed                // gave up; only an operator's Start leaves it
-	Done                  // finished and not to be restarted
+	Stopped   State = iota // not running, not wanted
+	Starting               // preparing, launched, waiting for exec or READY=1
+	Running                // up
+	Reloading              // reload asked for (or RELOADING=1): waiting for READY=1
+	Stopping               // stop signal sent, stop timer armed
+	Backoff                // exited, waiting before the next start
+	Failed                 // gave up; only an operator's Start leaves it
+	Done                   // finished and not to be restarted
 )
 
-var stateNames = [...]string{"stopped", "starting", "running", "stopping", "backoff", "failed", "done"}
+var stateNames = [...]string{"stopped", "starting", "running", "reloading", "stopping", "backoff", "failed", "done"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -49,10 +50,10 @@ func (s *State) UnmarshalText(b []byte) error {
 }
 
 // States lists every state, for exhaustive tests.
-var States = []State{Stopped, Starting, Running, Stopping, Backoff, Failed, Done}
+var States = []State{Stopped, Starting, Running, Reloading, Stopping, Backoff, Failed, Done}
 
 // Up reports whether the service counts as started for its dependants.
-func (s State) Up() bool { return s == Running || s == Done }
+func (s State) Up() bool { return s == Running || s == Reloading || s == Done }
 
 // Down reports whether no process of the service can be running.
 func (s State) Down() bool { return s == Stopped || s == Failed || s == Done || s == Backoff }
@@ -72,9 +73,13 @@ const (
 	EvStopTimeout    // still running stop_timeout after the stop signal
 	EvBackoffElapsed // the backoff delay is over
 	EvSetupFailed    // preparing or launching failed before exec
+	EvReload         // an operator asked for a reload
+	EvReloading      // RELOADING=1 from the service
+	EvReloadTimeout  // no READY=1 within start_timeout of a reload
+	EvWatchdog       // a missed WATCHDOG=1 deadline, or WATCHDOG=trigger
 )
 
-var eventNames = [...]string{"start", "stop", "restart", "exec", "ready", "exited", "start-timeout", "stop-timeout", "backoff-elapsed", "setup-failed"}
+var eventNames = [...]string{"start", "stop", "restart", "exec", "ready", "exited", "start-timeout", "stop-timeout", "backoff-elapsed", "setup-failed", "reload", "reloading", "reload-timeout", "watchdog"}
 
 func (e EventKind) String() string {
 	if int(e) < len(eventNames) {
@@ -84,13 +89,15 @@ func (e EventKind) String() string {
 }
 
 // Events lists every event kind, for exhaustive tests.
-var Events = []EventKind{EvStart, EvStop, EvRestart, EvExec, EvReady, EvExited, EvStartTimeout, EvStopTimeout, EvBackoffElapsed, EvSetupFailed}
+var Events = []EventKind{EvStart, EvStop, EvRestart, EvExec, EvReady, EvExited, EvStartTimeout, EvStopTimeout, EvBackoffElapsed, EvSetupFailed, EvReload, EvReloading, EvReloadTimeout, EvWatchdog}
 
 // Event is one input to the state machine.
 type Event struct {
 	Kind EventKind
 	Exit container.Exit // EvExited
 	Err  error          // EvSetupFailed
+	// Why says what a watchdog event was ("missed", "triggered").
+	Why string
 }
 
 // ActionKind is an effect the actor carries out after a transition.
@@ -98,15 +105,18 @@ type ActionKind uint8
 
 // The actions.
 const (
-	ActLaunch      ActionKind = iota // prepare and start a new instance
-	ActSignal                        // send Signal to the main process
-	ActKill                          // SIGKILL every process in the cgroup
-	ActArmTimer                      // (re)arm the one timer
-	ActCancelTimer                   // cancel the timer
-	ActCleanup                       // release the exited instance's cgroup, sockets, pipes
+	ActLaunch         ActionKind = iota // prepare and start a new instance
+	ActSignal                           // send Signal to the main process
+	ActKill                             // SIGKILL every process in the cgroup
+	ActArmTimer                         // (re)arm the one timer
+	ActCancelTimer                      // cancel the timer
+	ActCleanup                          // release the exited instance's cgroup, sockets, pipes
+	ActReload                           // send the reload signal (or run the reload command)
+	ActArmWatchdog                      // (re)arm the service watchdog
+	ActCancelWatchdog                   // disarm it
 )
 
-var actionNames = [...]string{"launch", "signal", "kill", "arm-timer", "cancel-timer", "cleanup"}
+var actionNames = [...]string{"launch", "signal", "kill", "arm-timer", "cancel-timer", "cleanup", "reload", "arm-watchdog", "cancel-watchdog"}
 
 func (a ActionKind) String() string {
 	if int(a) < len(actionNames) {
@@ -123,6 +133,7 @@ const (
 	TimerStart TimerKind = iota + 1
 	TimerStop
 	TimerBackoff
+	TimerReload
 )
 
 // Action is one effect.
@@ -146,6 +157,8 @@ type Policy struct {
 	StopTimeout        time.Duration
 	Notify             bool
 	StartTimeout       time.Duration
+	Watchdog           time.Duration
+	WatchdogSignal     unix.Signal
 }
 
 // PolicyOf extracts the Policy of a service definition.
@@ -154,7 +167,7 @@ func PolicyOf(s *config.Service) Policy {
 		Restart: s.Restart, RestartDelay: s.RestartDelay, RestartDelayMax: s.RestartDelayMax,
 		StableAfter: s.StableAfter, StartLimitBurst: s.StartLimitBurst, StartLimitInterval: s.StartLimitInterval,
 		PermanentExitCodes: s.PermanentExitCodes, StopSignal: s.StopSignal, StopTimeout: s.StopTimeout,
-		Notify: s.Notify, StartTimeout: s.StartTimeout,
+		Notify: s.Notify, StartTimeout: s.StartTimeout, Watchdog: s.Watchdog, WatchdogSignal: s.WatchdogSignal,
 	}
 }
 
@@ -227,7 +240,7 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 		case EvStart, EvRestart:
 			m = fresh()
 			return launch("start requested"), nil
-		case EvStop:
+		case EvStop, EvReload:
 			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "not running"}
 		}
 		return keep, nil
@@ -239,14 +252,17 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			if p.Notify {
 				return Result{To: Starting, Memo: m, Reason: "exec'd, waiting for READY=1"}, nil
 			}
-			return Result{To: Running, Memo: m, Reason: "exec'd"}, nil
+			return Result{To: Running, Memo: m, Reason: "exec'd", Actions: armWatchdog(p)}, nil
 		case EvReady:
 			if !p.Notify {
 				return keep, nil
 			}
-			return Result{To: Running, Memo: m, Reason: "READY=1", Actions: []Action{{Kind: ActCancelTimer}}}, nil
+			return Result{To: Running, Memo: m, Reason: "READY=1", Actions: append([]Action{{Kind: ActCancelTimer}}, armWatchdog(p)...)}, nil
 		case EvExited:
-			r := afterRun(p, m, now, ev.Exit.Success(), exitPermanent(p, ev.Exit), ev.Exit.Reason()+beforeReady(p), jitter)
+			// A notify service that exits before READY=1 failed to start,
+			// whatever its exit code (systemd's "protocol" result).
+			ok := ev.Exit.Success() && !p.Notify
+			r := afterRun(p, m, now, ok, exitPermanent(p, ev.Exit), ev.Exit.Reason()+beforeReady(p), jitter)
 			r.Actions = append([]Action{{Kind: ActCancelTimer}, {Kind: ActCleanup}}, r.Actions...)
 			return r, nil
 		case EvSetupFailed:
@@ -261,21 +277,58 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			return stop(toRestart, "restart requested"), nil
 		case EvStart:
 			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "already starting"}
+		case EvReload:
+			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "not started yet"}
 		}
 		return keep, nil
 
-	case Running:
+	case Running, Reloading:
+		up := func(r Result) Result { // leaving the up states disarms the watchdog
+			r.Actions = append([]Action{{Kind: ActCancelWatchdog}}, r.Actions...)
+			return r
+		}
 		switch ev.Kind {
 		case EvExited:
 			r := afterRun(p, m, now, ev.Exit.Success(), exitPermanent(p, ev.Exit), ev.Exit.Reason(), jitter)
-			r.Actions = append([]Action{{Kind: ActCleanup}}, r.Actions...)
-			return r, nil
+			r.Actions = append([]Action{{Kind: ActCancelTimer}, {Kind: ActCleanup}}, r.Actions...)
+			return up(r), nil
 		case EvStop:
-			return stop(toStopped, "stop requested"), nil
+			return up(stop(toStopped, "stop requested")), nil
 		case EvRestart:
-			return stop(toRestart, "restart requested"), nil
+			return up(stop(toRestart, "restart requested")), nil
+		case EvWatchdog:
+			r := stop(toFailure, "watchdog timeout ("+ev.Why+")")
+			r.Actions[0].Signal = p.WatchdogSignal
+			return up(r), nil
 		case EvStart:
 			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "already running"}
+		}
+		if from == Running {
+			switch ev.Kind {
+			case EvReload:
+				if !p.Notify {
+					return Result{To: Running, Memo: m, Reason: "reload requested", Actions: []Action{{Kind: ActReload}}}, nil
+				}
+				return Result{To: Reloading, Memo: m, Reason: "reload requested: waiting for READY=1", Actions: []Action{
+					{Kind: ActArmTimer, Timer: TimerReload, Delay: p.StartTimeout}, {Kind: ActReload}}}, nil
+			case EvReloading:
+				if !p.Notify {
+					return keep, nil
+				}
+				return Result{To: Reloading, Memo: m, Reason: "RELOADING=1: waiting for READY=1", Actions: []Action{
+					{Kind: ActArmTimer, Timer: TimerReload, Delay: p.StartTimeout}}}, nil
+			}
+			return keep, nil
+		}
+		switch ev.Kind { // Reloading
+		case EvReady:
+			return Result{To: Running, Memo: m, Reason: "reloaded (READY=1)", Actions: []Action{{Kind: ActCancelTimer}}}, nil
+		case EvReloadTimeout:
+			// As systemd: a reload that never finishes fails, the service
+			// keeps running.
+			return Result{To: Running, Memo: m, Reason: fmt.Sprintf("reload failed: no READY=1 within %s; still running", p.StartTimeout)}, nil
+		case EvReload:
+			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "already reloading"}
 		}
 		return keep, nil
 
@@ -310,6 +363,8 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			}
 			m.AfterStop = toRestart
 			return Result{To: Stopping, Memo: m, Reason: "start requested: will start again once stopped"}, nil
+		case EvReload:
+			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "stopping"}
 		}
 		return keep, nil
 
@@ -323,6 +378,8 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			r := launch("start requested during backoff")
 			r.Actions = append([]Action{{Kind: ActCancelTimer}}, r.Actions...)
 			return r, nil
+		case EvReload:
+			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "not running"}
 		}
 		return keep, nil
 	}
@@ -406,6 +463,14 @@ func pruneStarts(starts []time.Time, now time.Time, p Policy) []time.Time {
 
 func exitPermanent(p Policy, e container.Exit) bool {
 	return e.Signal == 0 && e.Code > 0 && slices.Contains(p.PermanentExitCodes, e.Code)
+}
+
+// armWatchdog arms the service watchdog when the policy has one.
+func armWatchdog(p Policy) []Action {
+	if p.Watchdog <= 0 {
+		return nil
+	}
+	return []Action{{Kind: ActArmWatchdog}}
 }
 
 func beforeReady(p Policy) string {

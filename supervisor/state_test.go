@@ -66,26 +66,36 @@ func TestEveryCell(t *testing.T) {
 	stop := "signal arm-timer(2,5s)"
 	relaunch := "launch"
 	backoff := "arm-timer(3,100ms)"
+	leave := "cancel-watchdog "
 	want := map[State]map[EventKind]cell{
-		Stopped: {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Stopped, ignored: true, terr: true}},
-		Done:    {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Done, ignored: true, terr: true}},
-		Failed:  {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Failed, ignored: true, terr: true}},
+		Stopped: {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Stopped, ignored: true, terr: true}, EvReload: {to: Stopped, ignored: true, terr: true}},
+		Done:    {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Done, ignored: true, terr: true}, EvReload: {to: Done, ignored: true, terr: true}},
+		Failed:  {EvStart: {to: Starting, acts: relaunch}, EvRestart: {to: Starting, acts: relaunch}, EvStop: {to: Failed, ignored: true, terr: true}, EvReload: {to: Failed, ignored: true, terr: true}},
 		Starting: {
 			EvStart: {to: Starting, ignored: true, terr: true}, EvStop: {to: Stopping, acts: stop}, EvRestart: {to: Stopping, acts: stop},
 			EvExec: {to: Running}, EvExited: {to: Backoff, acts: "cancel-timer cleanup " + backoff},
 			EvSetupFailed: {to: Backoff, acts: "cancel-timer cleanup " + backoff}, EvStartTimeout: {to: Stopping, acts: stop},
+			EvReload: {to: Starting, ignored: true, terr: true},
 		},
 		Running: {
-			EvStart: {to: Running, ignored: true, terr: true}, EvStop: {to: Stopping, acts: stop}, EvRestart: {to: Stopping, acts: stop},
-			EvExited: {to: Backoff, acts: "cleanup " + backoff},
+			EvStart: {to: Running, ignored: true, terr: true}, EvStop: {to: Stopping, acts: leave + stop}, EvRestart: {to: Stopping, acts: leave + stop},
+			EvExited: {to: Backoff, acts: leave + "cancel-timer cleanup " + backoff}, EvWatchdog: {to: Stopping, acts: leave + stop},
+			EvReload: {to: Running, acts: "reload"},
+		},
+		Reloading: {
+			EvStart: {to: Reloading, ignored: true, terr: true}, EvStop: {to: Stopping, acts: leave + stop}, EvRestart: {to: Stopping, acts: leave + stop},
+			EvExited: {to: Backoff, acts: leave + "cancel-timer cleanup " + backoff}, EvWatchdog: {to: Stopping, acts: leave + stop},
+			EvReady: {to: Running, acts: "cancel-timer"}, EvReloadTimeout: {to: Running}, EvReload: {to: Reloading, ignored: true, terr: true},
 		},
 		Stopping: {
 			EvStart: {to: Stopping}, EvRestart: {to: Stopping}, EvStop: ign(Stopping),
 			EvExited: {to: Stopped, acts: "cancel-timer cleanup"}, EvStopTimeout: {to: Stopping, acts: "kill"},
+			EvReload: {to: Stopping, ignored: true, terr: true},
 		},
 		Backoff: {
 			EvStart: {to: Starting, acts: "cancel-timer " + relaunch}, EvRestart: {to: Starting, acts: "cancel-timer " + relaunch},
 			EvStop: {to: Stopped, acts: "cancel-timer"}, EvBackoffElapsed: {to: Starting, acts: relaunch},
+			EvReload: {to: Backoff, ignored: true, terr: true},
 		},
 	}
 	for _, st := range States {
@@ -177,7 +187,7 @@ func TestStableRunRestartsAtOnce(t *testing.T) {
 	p := basePolicy()
 	m := Memo{Attempt: 4, ExecAt: t0.Add(-11 * time.Second), Starts: []time.Time{t0.Add(-20 * time.Second)}}
 	r, _ := Transition(Running, crash, p, m, t0, 0)
-	if r.To != Starting || kinds(r.Actions) != "cleanup launch" || r.Memo.Attempt != 0 {
+	if r.To != Starting || kinds(r.Actions) != "cancel-watchdog cancel-timer cleanup launch" || r.Memo.Attempt != 0 {
 		t.Errorf("got %s %q attempt %d, want an immediate relaunch with the counter reset", r.To, kinds(r.Actions), r.Memo.Attempt)
 	}
 }
@@ -243,5 +253,40 @@ func TestStateNamesRoundTrip(t *testing.T) {
 		if strings.HasPrefix(e.String(), "event(") {
 			t.Errorf("event %d has no name", e)
 		}
+	}
+}
+
+func TestWatchdogAndReload(t *testing.T) {
+	p := basePolicy()
+	p.Notify, p.Watchdog, p.WatchdogSignal = true, 2*time.Second, unix.SIGABRT
+	r, _ := Transition(Starting, ev(EvReady), p, Memo{ExecAt: t0}, t0, 0)
+	if r.To != Running || kinds(r.Actions) != "cancel-timer arm-watchdog" {
+		t.Fatalf("ready with a watchdog: %s %q", r.To, kinds(r.Actions))
+	}
+	r, _ = Transition(Running, Event{Kind: EvWatchdog, Why: "no WATCHDOG=1 within 2s"}, p, r.Memo, t0, 0)
+	if r.To != Stopping || r.Actions[1].Signal != unix.SIGABRT || r.Memo.AfterStop != toFailure || r.Reason != "watchdog timeout (no WATCHDOG=1 within 2s)" {
+		t.Fatalf("watchdog: %+v", r)
+	}
+	r, _ = Transition(Stopping, crash, p, r.Memo, t0.Add(time.Second), 0)
+	if r.To != Backoff || !strings.HasPrefix(r.Reason, "watchdog timeout") {
+		t.Errorf("after a watchdog kill: %s %q, want a failed run that backs off", r.To, r.Reason)
+	}
+	// Reload of a notify service: RELOADING=1 ... READY=1, or a timeout.
+	r, _ = Transition(Running, ev(EvReload), p, Memo{ExecAt: t0}, t0, 0)
+	if r.To != Reloading || kinds(r.Actions) != "arm-timer(4,3s) reload" {
+		t.Fatalf("reload: %s %q", r.To, kinds(r.Actions))
+	}
+	r2, _ := Transition(Reloading, ev(EvReady), p, r.Memo, t0, 0)
+	if r2.To != Running {
+		t.Errorf("READY=1 after reload: %s", r2.To)
+	}
+	r3, _ := Transition(Reloading, ev(EvReloadTimeout), p, r.Memo, t0, 0)
+	if r3.To != Running || !strings.Contains(r3.Reason, "reload failed") {
+		t.Errorf("reload timeout: %s %q", r3.To, r3.Reason)
+	}
+	// A service may announce a reload by itself.
+	r4, _ := Transition(Running, ev(EvReloading), p, Memo{}, t0, 0)
+	if r4.To != Reloading {
+		t.Errorf("RELOADING=1: %s", r4.To)
 	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	Log     zerolog.Logger
 	// Output receives every line a service prints (for the console).
 	Output func(svc, text string, partial bool)
+	// Held services are not started by the scheduler, with the reason
+	// (safe mode); an operator may still start them.
+	Held map[string]string
 }
 
 // Supervisor runs the services of one configuration: one actor per
@@ -45,6 +48,11 @@ type Supervisor struct {
 	changed chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	// waitCh is closed (and replaced) on every change: Wait and Shutdown
+	// sleep on it instead of polling.
+	waitMu sync.Mutex
+	waitCh chan struct{}
 
 	mu           sync.Mutex
 	started      map[string]bool // start already sent by the scheduler
@@ -68,6 +76,7 @@ func New(cfg *config.Config, o Options) *Supervisor {
 		done:     make(chan struct{}),
 		started:  map[string]bool{},
 		held:     map[string]bool{},
+		waitCh:   make(chan struct{}),
 	}
 	for _, def := range cfg.Services {
 		s.actors[def.Name] = newActor(def, o.Runtime, o.Clock, o.Log, o.Output, s.poke)
@@ -77,6 +86,13 @@ func New(cfg *config.Config, o Options) *Supervisor {
 		s.deps[def.Name] = slices.Compact(all)
 	}
 	s.order = topoOrder(s.deps)
+	for name, why := range o.Held {
+		if a, ok := s.actors[name]; ok {
+			s.held[name] = true
+			a.waiting = why
+			a.publish()
+		}
+	}
 	return s
 }
 
@@ -114,6 +130,17 @@ func (s *Supervisor) poke() {
 	case s.changed <- struct{}{}:
 	default:
 	}
+	s.waitMu.Lock()
+	close(s.waitCh)
+	s.waitCh = make(chan struct{})
+	s.waitMu.Unlock()
+}
+
+// changes returns a channel closed at the next change of any service.
+func (s *Supervisor) changes() <-chan struct{} {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	return s.waitCh
 }
 
 // Run starts the actors and the scheduler; it returns at once.
@@ -172,7 +199,9 @@ func (s *Supervisor) startReady() {
 				waiting = append(waiting, d+" (failed)")
 			case required:
 				waiting = append(waiting, d)
-			case st == Starting || (st == Stopped && !s.started[d] && !s.held[d]):
+			case st == Starting || (st == Stopped && !s.held[d]):
+				// Stopped and not held: not started yet, or its Start is
+				// still on the way to its actor.
 				waiting = append(waiting, d)
 			}
 		}
@@ -222,8 +251,13 @@ func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
 	return a.logs.Tail(n), nil
 }
 
-// Request asks a service to start, stop or restart and waits for the
+// Request asks a service to start, stop, restart or reload and waits for the
 // state machine's answer (not for the service to get there).
+//
+// As with systemd's Requires=, a stop also stops the services that
+// require this one (they are held until started again), and a start also
+// starts what this one requires, then this one once those are up. After=
+// only orders the boot.
 func (s *Supervisor) Request(name string, kind EventKind) error {
 	a, ok := s.actors[name]
 	if !ok {
@@ -236,13 +270,100 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 	}
 	switch kind {
 	case EvStop:
+		set := map[string]bool{name: true}
+		running := false
+		for _, r := range s.requirers(name) {
+			s.held[r] = true
+			if st := s.actors[r].snap.Load().State; st != Stopped && st != Failed && st != Done {
+				set[r], running = true, true
+			}
+		}
+		if running {
+			// Requirers first, then this one: in the background, in order.
+			s.held[name] = true
+			s.mu.Unlock()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), s.StopBudget())
+				defer cancel()
+				_ = s.stopSet(ctx, set)
+			}()
+			return nil
+		}
+		wasHeld := s.held[name]
 		s.held[name] = true
-	case EvStart, EvRestart:
+		if st := a.snap.Load().State; st == Stopped && !s.started[name] && !wasHeld {
+			// Not started yet (waiting for what it requires): it stays so.
+			s.mu.Unlock()
+			go a.setWaiting("stopped by an operator before it started")
+			return nil
+		}
+	case EvStart:
+		if st := a.snap.Load().State; st.Up() || st == Starting {
+			s.mu.Unlock()
+			return &TransitionError{From: st, Event: kind, Msg: "already " + st.String()}
+		}
+		pending := false
+		for _, d := range s.requirements(name) {
+			delete(s.held, d)
+			if st := s.actors[d].snap.Load().State; !st.Up() {
+				pending = true
+				if st != Starting && st != Backoff && st != Reloading && st != Stopping {
+					s.started[d] = false
+				}
+			}
+		}
+		delete(s.held, name)
+		if pending {
+			// The scheduler starts it once what it requires is up.
+			s.started[name] = false
+			s.mu.Unlock()
+			s.poke()
+			return nil
+		}
+		s.started[name] = true
+	case EvRestart:
 		delete(s.held, name)
 		s.started[name] = true
 	}
 	s.mu.Unlock()
 	return a.request(kind)
+}
+
+// requirers returns every service that requires name, directly or not,
+// dependants first.
+func (s *Supervisor) requirers(name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		for m, reqs := range s.requires {
+			if slices.Contains(reqs, n) && !seen[m] {
+				seen[m] = true
+				visit(m)
+				out = append(out, m)
+			}
+		}
+	}
+	visit(name)
+	return out
+}
+
+// requirements returns every service name requires, directly or not.
+func (s *Supervisor) requirements(name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		for _, d := range s.requires[n] {
+			if _, ok := s.actors[d]; ok && !seen[d] {
+				seen[d] = true
+				visit(d)
+				out = append(out, d)
+			}
+		}
+	}
+	visit(name)
+	return out
 }
 
 // Kill sends a signal to a service's main process (as `systemctl kill
@@ -262,15 +383,35 @@ func (s *Supervisor) Kill(name string, sig unix.Signal) error {
 // Wait blocks until cond holds for the snapshots, or ctx ends.
 func (s *Supervisor) Wait(ctx context.Context, cond func([]Snapshot) bool) error {
 	for {
+		ch := s.changes()
 		if cond(s.Status()) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-ch:
 		}
 	}
+}
+
+// Ping checks that every actor still handles its inbox: the part of "PID
+// 1 is healthy" a hardware watchdog can ask about.
+func (s *Supervisor) Ping(ctx context.Context) error {
+	for _, n := range s.order {
+		reply := make(chan error, 1)
+		select {
+		case s.actors[n].inbox <- actorMsg{ping: true, reply: reply}:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: inbox full: %w", n, ctx.Err())
+		}
+		select {
+		case <-reply:
+		case <-ctx.Done():
+			return fmt.Errorf("%s does not answer: %w", n, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // Shutdown stops every service in reverse dependency order: a service is
@@ -280,38 +421,48 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shuttingDown = true
 	s.mu.Unlock()
+	all := map[string]bool{}
+	for _, n := range s.order {
+		all[n] = true
+	}
+	return s.stopSet(ctx, all)
+}
+
+// stopSet stops the services in set, each once everything in set that
+// depends on it is down. What is still up when ctx ends is killed.
+func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
+	down := func(n string) bool {
+		st := s.actors[n].snap.Load().State
+		return st == Stopped || st == Failed || st == Done
+	}
 	dependants := map[string][]string{}
 	for n, ds := range s.deps {
 		for _, d := range ds {
-			dependants[d] = append(dependants[d], n)
+			if set[n] {
+				dependants[d] = append(dependants[d], n)
+			}
 		}
 	}
 	asked := map[string]bool{}
 	for {
+		ch := s.changes()
 		allDown := true
 		for _, n := range s.order {
-			a := s.actors[n]
-			st := a.snap.Load().State
-			if st == Stopped || st == Failed || st == Done {
+			if !set[n] || down(n) {
 				continue
 			}
 			allDown = false
 			if asked[n] {
 				continue
 			}
-			ready := st == Backoff // not running: nothing to order
+			// Backing off: not running, nothing to order.
+			ready := s.actors[n].snap.Load().State == Backoff
 			if !ready {
-				ready = true
-				for _, d := range dependants[n] {
-					if ds := s.actors[d].snap.Load().State; !(ds == Stopped || ds == Failed || ds == Done) {
-						ready = false
-						break
-					}
-				}
+				ready = !slices.ContainsFunc(dependants[n], func(d string) bool { return !down(d) })
 			}
 			if ready {
 				asked[n] = true
-				go a.post(EvStop)
+				go s.actors[n].post(EvStop)
 			}
 		}
 		if allDown {
@@ -319,13 +470,63 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			for _, n := range s.order {
-				if a := s.actors[n]; !a.snap.Load().State.Down() {
-					go a.post(EvStop)
-				}
-			}
-			return fmt.Errorf("shutdown: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
+			return s.killRemaining(set)
+		case <-ch:
 		}
 	}
+}
+
+// killRemaining kills what is still up when the shutdown deadline passed
+// and waits (briefly) for the exits, so cgroups are cleaned up too.
+func (s *Supervisor) killRemaining(set map[string]bool) error {
+	var killed []string
+	for _, n := range s.order {
+		if !set[n] {
+			continue
+		}
+		a := s.actors[n]
+		if st := a.snap.Load().State; st != Stopped && st != Failed && st != Done {
+			killed = append(killed, n)
+			go func() { _ = a.kill(unix.SIGKILL); a.post(EvStop) }()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = s.Wait(ctx, func(ss []Snapshot) bool {
+		for _, sn := range ss {
+			if set[sn.Name] && sn.State != Stopped && sn.State != Failed && sn.State != Done && sn.State != Backoff {
+				return false
+			}
+		}
+		return true
+	})
+	return fmt.Errorf("shutdown deadline passed: killed %s", strings.Join(killed, ", "))
+}
+
+// StopBudget is how long an orderly shutdown may take: the longest chain
+// of stop timeouts through the dependency graph (a service is stopped only
+// after everything depending on it is down), plus a margin.
+func (s *Supervisor) StopBudget() time.Duration {
+	memo := map[string]time.Duration{}
+	var longest func(string) time.Duration
+	longest = func(n string) time.Duration {
+		if d, ok := memo[n]; ok {
+			return d
+		}
+		memo[n] = 0 // config has rejected cycles; this only guards
+		var worst time.Duration
+		for m, ds := range s.deps {
+			if slices.Contains(ds, n) {
+				worst = max(worst, longest(m))
+			}
+		}
+		d := worst + s.actors[n].def.StopTimeout
+		memo[n] = d
+		return d
+	}
+	var total time.Duration
+	for _, n := range s.order {
+		total = max(total, longest(n))
+	}
+	return total + 5*time.Second
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,7 @@ func (i *fakeInst) Kill() error {
 	return nil
 }
 func (i *fakeInst) Cleanup()               { i.rt.record("cleanup " + i.name) }
+func (i *fakeInst) Reload() error          { i.rt.record("reload " + i.name); return nil }
 func (i *fakeInst) CgroupPath() string     { return "" }
 func (i *fakeInst) Memory() (int64, error) { return 0, errors.New("none") }
 func (i *fakeInst) exit(e container.Exit)  { i.once.Do(func() { i.h.OnExit(e) }) }
@@ -203,7 +205,7 @@ func TestDependantWaitsForReady(t *testing.T) {
 	if snap, _ := s.Service("app"); snap.State != Stopped || snap.Waiting != "waiting for db" {
 		t.Fatalf("app is %s (%q) before db is ready", snap.State, snap.Waiting)
 	}
-	rt.inst("db").h.OnNotify(notify.Message{Ready: true, Status: "ok", HasStatus: true})
+	rt.inst("db").h.OnNotify(notify.Message{Ready: true, Status: "ok", HasStatus: true}, nil)
 	waitState(t, s, "app", Running)
 	if got := s.Status()[0]; got.Name != "db" || got.Status != "ok" {
 		t.Errorf("first in order %s with status %q, want db with \"ok\"", got.Name, got.Status)
@@ -323,4 +325,160 @@ func TestOperatorRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, s, "web", Running)
+}
+
+func TestServiceWatchdogWithFakeClock(t *testing.T) {
+	rt, clk := newFakeRuntime(), &fakeClock{now: t0}
+	rt.exitOnSignal = false
+	s := newSup(t, rt, clk, svc("wd", func(s *config.Service) {
+		s.Notify, s.Watchdog, s.WatchdogSignal = true, 2*time.Second, unix.SIGABRT
+	}))
+	defer s.Close()
+	waitState(t, s, "wd", Starting)
+	ping := func(m notify.Message) {
+		done := make(chan struct{})
+		rt.inst("wd").h.OnNotify(m, func() { close(done) }) // a barrier: wait until handled
+		<-done
+	}
+	ping(notify.Message{Ready: true, Fields: map[string]string{"READY": "1"}})
+	waitState(t, s, "wd", Running)
+	// Pings keep it alive past several intervals.
+	for i := 0; i < 5; i++ {
+		clk.Advance(1500 * time.Millisecond)
+		ping(notify.Message{Watchdog: true, Fields: map[string]string{"WATCHDOG": "1"}})
+	}
+	if snap, _ := s.Service("wd"); snap.State != Running {
+		t.Fatalf("pinged service is %s (%s)", snap.State, snap.Reason)
+	}
+	// Silence: the watchdog fires, SIGABRT, then the kill after stop_timeout.
+	clk.Advance(2 * time.Second)
+	snap := waitState(t, s, "wd", Stopping)
+	if snap.Reason != "watchdog timeout (no WATCHDOG=1 within 2s)" {
+		t.Errorf("reason %q", snap.Reason)
+	}
+	clk.Advance(5 * time.Second)
+	// It ran for more than stable_after, so it is restarted at once.
+	waitRestarts(t, s, "wd", 1)
+	ev := fmt.Sprint(rt.events())
+	if !strings.Contains(ev, "signal wd SIGABRT kill wd") {
+		t.Errorf("events %s: want SIGABRT then a kill", ev)
+	}
+}
+
+func TestNotifyExtendTimeoutAndTrigger(t *testing.T) {
+	rt, clk := newFakeRuntime(), &fakeClock{now: t0}
+	s := newSup(t, rt, clk, svc("slow", func(s *config.Service) { s.Notify = true }))
+	defer s.Close()
+	waitState(t, s, "slow", Starting)
+	barrier := func(m notify.Message) {
+		done := make(chan struct{})
+		rt.inst("slow").h.OnNotify(m, func() { close(done) })
+		<-done
+	}
+	// start_timeout is 5s; the service asks for 20s more after 4s.
+	clk.Advance(4 * time.Second)
+	barrier(notify.Message{Fields: map[string]string{"EXTEND_TIMEOUT_USEC": "20000000"}})
+	clk.Advance(10 * time.Second)
+	if snap, _ := s.Service("slow"); snap.State != Starting {
+		t.Fatalf("an extended start timed out anyway: %s (%s)", snap.State, snap.Reason)
+	}
+	barrier(notify.Message{Ready: true, Fields: map[string]string{"READY": "1", "STATUS": "warm"}, Status: "warm", HasStatus: true})
+	waitState(t, s, "slow", Running)
+	barrier(notify.Message{Fields: map[string]string{"WATCHDOG": "trigger"}})
+	snap := waitState(t, s, "slow", Stopping)
+	if snap.Reason != "watchdog timeout (WATCHDOG=trigger)" {
+		t.Errorf("reason %q", snap.Reason)
+	}
+}
+
+func TestReloadWaitsForReady(t *testing.T) {
+	rt, clk := newFakeRuntime(), &fakeClock{now: t0}
+	s := newSup(t, rt, clk, svc("app", func(s *config.Service) { s.Notify = true }))
+	defer s.Close()
+	waitState(t, s, "app", Starting)
+	rt.inst("app").h.OnNotify(notify.Message{Ready: true}, nil)
+	waitState(t, s, "app", Running)
+	if err := s.Request("app", EvReload); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "app", Reloading)
+	rt.inst("app").h.OnNotify(notify.Message{Reloading: true}, nil)
+	rt.inst("app").h.OnNotify(notify.Message{Ready: true}, nil)
+	snap := waitState(t, s, "app", Running)
+	if snap.Reason != "reloaded (READY=1)" {
+		t.Errorf("reason %q", snap.Reason)
+	}
+	for i := 0; i < 100 && !strings.Contains(fmt.Sprint(rt.events()), "reload app"); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(fmt.Sprint(rt.events()), "reload app") {
+		t.Errorf("no reload sent: %v", rt.events())
+	}
+}
+
+func waitRestarts(t *testing.T, s *Supervisor, name string, n int) Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Wait(ctx, func([]Snapshot) bool { snap, _ := s.Service(name); return snap.Restarts >= n })
+	snap, _ := s.Service(name)
+	if snap.Restarts < n {
+		t.Fatalf("%s restarted %d times, want %d (%s, %s)", name, snap.Restarts, n, snap.State, snap.Reason)
+	}
+	return snap
+}
+
+func TestRequiresPropagatesStopAndStart(t *testing.T) {
+	rt, clk := newFakeRuntime(), &fakeClock{now: t0}
+	s := newSup(t, rt, clk,
+		svc("db", nil),
+		svc("app", func(s *config.Service) { s.Requires = []string{"db"} }),
+	)
+	defer s.Close()
+	waitState(t, s, "app", Running)
+	if err := s.Request("db", EvStop); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "db", Stopped)
+	waitState(t, s, "app", Stopped)
+	var stops []string
+	for _, e := range rt.events() {
+		if strings.HasPrefix(e, "signal ") {
+			stops = append(stops, e)
+		}
+	}
+	if fmt.Sprint(stops) != "[signal app SIGTERM signal db SIGTERM]" {
+		t.Errorf("stops %v: app requires db, so it stops first", stops)
+	}
+	// Starting app starts db first.
+	if err := s.Request("app", EvStart); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "app", Running)
+	if snap, _ := s.Service("db"); snap.State != Running {
+		t.Errorf("db is %s after starting app", snap.State)
+	}
+	ev := rt.events()
+	if fmt.Sprint(ev[len(ev)-2:]) != "[start db start app]" {
+		t.Errorf("events %v", ev)
+	}
+}
+
+func TestStopOfAWaitingServiceHoldsIt(t *testing.T) {
+	rt, clk := newFakeRuntime(), &fakeClock{now: t0}
+	s := newSup(t, rt, clk,
+		svc("db", func(s *config.Service) { s.Notify = true }),
+		svc("app", func(s *config.Service) { s.Requires = []string{"db"} }),
+	)
+	defer s.Close()
+	waitState(t, s, "db", Starting)
+	if err := s.Request("app", EvStop); err != nil {
+		t.Fatalf("stop of a service waiting for its requirement: %v", err)
+	}
+	rt.inst("db").h.OnNotify(notify.Message{Ready: true}, nil)
+	waitState(t, s, "db", Running)
+	time.Sleep(20 * time.Millisecond)
+	if snap, _ := s.Service("app"); snap.State != Stopped || snap.Waiting != "stopped by an operator before it started" {
+		t.Errorf("app is %s (%q)", snap.State, snap.Waiting)
+	}
 }

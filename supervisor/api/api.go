@@ -8,7 +8,7 @@
 //	GET  /v1/services                    every service's status (+ disabled ones)
 //	GET  /v1/services/{name}             one service, with its recent transitions
 //	GET  /v1/services/{name}/logs?n=N    the newest N output lines
-//	POST /v1/services/{name}/{action}    start, stop, restart
+//	POST /v1/services/{name}/{action}    start, stop, restart, reload
 //	POST /v1/services/{name}/kill?signal=SIG   signal the main process (default TERM)
 //	POST /v1/system/{action}             reboot, poweroff, halt
 package api
@@ -172,10 +172,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) action(w http.ResponseWriter, r *http.Request) {
-	kinds := map[string]supervisor.EventKind{"start": supervisor.EvStart, "stop": supervisor.EvStop, "restart": supervisor.EvRestart}
+	kinds := map[string]supervisor.EventKind{"start": supervisor.EvStart, "stop": supervisor.EvStop, "restart": supervisor.EvRestart, "reload": supervisor.EvReload}
 	kind, ok := kinds[r.PathValue("action")]
 	if !ok {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("unknown action %q (start, stop, restart)", r.PathValue("action")))
+		writeErr(w, http.StatusNotFound, fmt.Errorf("unknown action %q (start, stop, restart, reload)", r.PathValue("action")))
 		return
 	}
 	err := s.Sup.Request(r.PathValue("name"), kind)

@@ -44,6 +44,9 @@ func (c *Client) do(method, path string, out any) error {
 		if _, serr := os.Stat(c.Socket); errors.Is(serr, os.ErrNotExist) {
 			return fmt.Errorf("%w: no socket at %s", ErrNotRunning, c.Socket)
 		}
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("connect to %s: %w", c.Socket, os.ErrPermission)
+		}
 		return fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
 	defer resp.Body.Close()

@@ -15,6 +15,9 @@ type Message struct {
 	// Status is the STATUS= text, if the datagram had one.
 	Status    string
 	HasStatus bool
+	// Barrier is BARRIER=1: the sender waits until the fd it passed is
+	// closed, which says every earlier datagram has been processed.
+	Barrier bool
 	// Fields holds every assignment, including the ones above, last wins.
 	Fields map[string]string
 }
@@ -51,6 +54,8 @@ func Parse(b []byte) (Message, error) {
 			m.Watchdog = v == "1"
 		case "STATUS":
 			m.Status, m.HasStatus = v, true
+		case "BARRIER":
+			m.Barrier = v == "1"
 		}
 	}
 	return m, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +26,10 @@ type Datagram struct {
 	Pid int
 	UID uint32
 	GID uint32
+	// FDs are the file descriptors passed with a BARRIER=1 datagram; the
+	// receiver must close them once every earlier datagram is processed.
+	// Any other datagram's fds are closed on arrival.
+	FDs []int
 }
 
 // Drops counts datagrams that were not accepted, by reason.
@@ -37,7 +42,14 @@ type Socket struct {
 	Dir   string
 	conn  *net.UnixConn
 	Drops Drops
+	// Rate caps the datagrams read per second (0 = no cap). Past it the
+	// reader sleeps, the socket buffer fills and the sender blocks: a
+	// flooding service costs corral a bounded amount of CPU and memory.
+	Rate int
 }
+
+// DefaultRate is the datagram rate a service's socket is read at, at most.
+const DefaultRate = 2000
 
 // Listen creates dir and binds the socket in it. The socket is
 // world-writable (a service may run as any user) but its directory on the
@@ -55,7 +67,7 @@ func Listen(dir string) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind notify socket %s: %w", path, err)
 	}
-	s := &Socket{Dir: dir, conn: conn}
+	s := &Socket{Dir: dir, conn: conn, Rate: DefaultRate}
 	rc, err := conn.SyscallConn()
 	if err == nil {
 		cerr := rc.Control(func(fd uintptr) {
@@ -98,7 +110,19 @@ func (s *Socket) Serve(handle func(Datagram)) {
 	// truncation with MSG_TRUNC.
 	buf := make([]byte, MaxDatagram)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4*64))
+	var windowStart time.Time
+	inWindow := 0
 	for {
+		if s.Rate > 0 {
+			// A one-second window: simple, and no timer while idle.
+			if now := time.Now(); now.Sub(windowStart) >= time.Second {
+				windowStart, inWindow = now, 0
+			} else if inWindow >= s.Rate {
+				time.Sleep(time.Second - now.Sub(windowStart))
+				windowStart, inWindow = time.Now(), 0
+			}
+			inWindow++
+		}
 		var n, oobn, flags int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
@@ -126,6 +150,7 @@ func (s *Socket) Serve(handle func(Datagram)) {
 func (s *Socket) accept(b, oob []byte, flags int) (Datagram, bool) {
 	var d Datagram
 	haveCred := false
+	var fds []int
 	cmsgs, _ := unix.ParseSocketControlMessage(oob)
 	for _, c := range cmsgs {
 		if c.Header.Level != unix.SOL_SOCKET {
@@ -137,32 +162,44 @@ func (s *Socket) accept(b, oob []byte, flags int) (Datagram, bool) {
 				d.Pid, d.UID, d.GID, haveCred = int(cred.Pid), cred.Uid, cred.Gid, true
 			}
 		case unix.SCM_RIGHTS:
-			// Never keep a passed fd: close every one.
-			if fds, err := unix.ParseUnixRights(&c); err == nil {
-				for _, fd := range fds {
-					unix.Close(fd)
-				}
-				s.Drops.PassedFDs.Add(1)
+			if got, err := unix.ParseUnixRights(&c); err == nil {
+				fds = append(fds, got...)
 			}
+		}
+	}
+	closeAll := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
 	switch {
 	case flags&unix.MSG_TRUNC != 0:
 		s.Drops.Truncated.Add(1)
+		closeAll()
 		return d, false
 	case !haveCred || d.Pid <= 0:
 		s.Drops.NoCredentials.Add(1)
+		closeAll()
 		return d, false
 	}
 	m, err := Parse(b)
 	switch {
 	case errors.Is(err, ErrEmpty):
 		s.Drops.Empty.Add(1)
+		closeAll()
 		return d, false
 	case err != nil:
 		s.Drops.NotUTF8.Add(1)
+		closeAll()
 		return d, false
 	}
 	d.Msg = m
+	if m.Barrier && len(fds) > 0 {
+		d.FDs = fds // the receiver closes them, in order
+	} else if len(fds) > 0 {
+		// Never keep a passed fd.
+		s.Drops.PassedFDs.Add(1)
+		closeAll()
+	}
 	return d, true
 }
