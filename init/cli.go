@@ -39,6 +39,10 @@ func clientFlags(name string) (*flag.FlagSet, *string, *bool) {
 
 // clientErr prints an error the way a person can act on it.
 func clientErr(err error) int {
+	if errors.Is(err, os.ErrPermission) {
+		fmt.Fprintln(os.Stderr, "corral: permission denied: the control socket is root's; run this as root")
+		return exitFailed
+	}
 	fmt.Fprintln(os.Stderr, "corral:", err)
 	if errors.Is(err, api.ErrNotRunning) {
 		fmt.Fprintln(os.Stderr, "  (is corral running? point --socket or $CORRAL_SOCKET at its corral.sock)")
@@ -59,7 +63,7 @@ func cmdCheck(args []string) int {
 	cfg, err := config.Load(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "corral:", err)
-		return exitUsage
+		return exitFailed
 	}
 	if !cfg.Report(os.Stdout) {
 		return exitFailed
@@ -69,12 +73,14 @@ func cmdCheck(args []string) int {
 
 func cmdStatus(args []string) int {
 	fs, sock, js := clientFlags("status")
-	if fs.Parse(args) != nil || fs.NArg() > 1 {
+	pos, ok := parseInterspersed(fs, args)
+	if !ok || len(pos) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: corral status [--json] [SERVICE]")
 		return exitUsage
 	}
 	c := api.NewClient(*sock)
-	if fs.NArg() == 1 {
-		s, err := c.Service(fs.Arg(0))
+	if len(pos) == 1 {
+		s, err := c.Service(pos[0])
 		if err != nil {
 			return clientErr(err)
 		}
@@ -123,17 +129,24 @@ func printStatus(w io.Writer, rep api.StatusReply, now time.Time) {
 func statusText(s api.Service) string {
 	switch {
 	case s.Waiting != "" && !s.State.Up():
-		return s.Waiting
+		return sanitize(s.Waiting)
+	case !s.State.Up() && s.State.String() != "starting":
+		// Not running: why, not a STATUS= left from when it was.
+		return sanitize(s.Reason)
 	case s.Status != "":
-		return s.Status
+		return sanitize(s.Status)
 	case s.State.String() == "running":
 		return "-"
 	}
-	return s.Reason
+	return sanitize(s.Reason)
 }
 
 func printService(w io.Writer, s api.Service, now time.Time) {
-	fmt.Fprintf(w, "%s: %s since %s (%s ago)\n", s.Name, s.State, s.Since.Format("15:04:05"), ago(now, s.Since))
+	since := ago(now, s.Since) + " ago"
+	if since == "now ago" {
+		since = "just now"
+	}
+	fmt.Fprintf(w, "%s: %s since %s (%s)\n", s.Name, s.State, s.Since.Format("15:04:05"), since)
 	row := func(k, v string) {
 		if v != "" && v != "-" {
 			fmt.Fprintf(w, "  %-10s %s\n", k+":", v)
@@ -142,43 +155,152 @@ func printService(w io.Writer, s api.Service, now time.Time) {
 	row("pid", dash(s.Pid))
 	row("restarts", fmt.Sprint(s.Restarts))
 	row("last exit", s.LastExit)
-	row("reason", s.Reason)
-	row("status", s.Status)
-	row("waiting", s.Waiting)
+	row("reason", sanitize(s.Reason))
+	row("status", sanitize(s.Status))
+	row("waiting", sanitize(s.Waiting))
 	row("address", s.Address)
 	row("memory", mem(s.MemoryBytes))
 	row("cgroup", s.Cgroup)
 	if len(s.History) > 0 {
 		fmt.Fprintln(w, "  history:")
 		for _, h := range s.History {
-			fmt.Fprintf(w, "    %s  %-8s -> %-8s %s\n", h.Time.Format("15:04:05.000"), h.From, h.To, h.Reason)
+			fmt.Fprintf(w, "    %s  %-9s -> %-9s %s\n", h.Time.Format("15:04:05.000"), h.From, h.To, sanitize(h.Reason))
 		}
 	}
 }
 
 func cmdAction(action string, args []string) int {
 	fs, sock, _ := clientFlags(action)
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
-		fmt.Fprintf(os.Stderr, "usage: corral %s SERVICE\n", action)
+	noBlock := fs.Bool("no-block", false, "return once the request is accepted, without waiting for the service")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the service")
+	pos, ok := parseInterspersed(fs, args)
+	if !ok || len(pos) != 1 {
+		fmt.Fprintf(os.Stderr, "usage: corral %s [--no-block] [--timeout D] SERVICE\n", action)
 		return exitUsage
 	}
-	if err := api.NewClient(*sock).Action(fs.Arg(0), action); err != nil {
+	name := pos[0]
+	c := api.NewClient(*sock)
+	asked := time.Now()
+	if err := c.Action(name, action); err != nil {
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code == 409 && (action == "start" || action == "stop") {
+			// Already there: like systemctl, that is success.
+			fmt.Printf("%s: %s\n", name, se.Msg)
+			return exitOK
+		}
 		return clientErr(err)
 	}
-	return exitOK
+	if *noBlock {
+		return exitOK
+	}
+	return waitAction(c, name, action, asked, *timeout)
+}
+
+// waitAction follows a service until the request has played out, and
+// says how it ended: what systemctl does by default.
+func waitAction(c *api.Client, name, action string, asked time.Time, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := c.Service(name)
+		if err != nil {
+			return clientErr(err)
+		}
+		st := s.State.String()
+		fresh := !s.Since.Before(asked) // changed since the request
+		up := st == "running" || st == "done"
+		var done, ok bool
+		switch action {
+		case "stop":
+			done, ok = st == "stopped" || st == "failed" || st == "done", true
+		case "start":
+			done, ok = up, true
+		case "restart":
+			done, ok = up && fresh, true
+		case "reload":
+			// A plain service was sent its signal; a notify one answers
+			// RELOADING=1 ... READY=1.
+			done, ok = !s.Notify || st == "running" && fresh, true
+		}
+		if !done && (st == "failed" || st == "backoff") && fresh {
+			done, ok = true, false
+		}
+		if done && ok {
+			fmt.Printf("%s: %s%s\n", name, st, pidNote(s.Pid))
+			return exitOK
+		}
+		if done {
+			fmt.Fprintf(os.Stderr, "%s: %s: %s\n", name, st, sanitize(s.Reason))
+			return exitFailed
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "%s: still %s after %s (%s); not waiting any longer\n", name, st, timeout, sanitize(s.Reason))
+			return exitFailed
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func pidNote(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", pid)
+}
+
+// parseInterspersed parses flags anywhere among the arguments
+// (`corral logs web -n 5` as well as `corral logs -n 5 web`).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			return pos, true
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// sanitize makes service-provided text safe for a terminal: control
+// characters (escape sequences that could clear the screen or forge a log
+// line) are shown as visible escapes, the text itself is kept.
+func sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func cmdKill(args []string) int {
 	fs, sock, _ := clientFlags("kill")
-	if fs.Parse(args) != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+	pos, ok := parseInterspersed(fs, args)
+	if !ok || len(pos) < 1 || len(pos) > 2 {
 		fmt.Fprintln(os.Stderr, "usage: corral kill SERVICE [SIGNAL]   (default TERM)")
 		return exitUsage
 	}
 	sig := "TERM"
-	if fs.NArg() == 2 {
-		sig = fs.Arg(1)
+	if len(pos) == 2 {
+		sig = pos[1]
 	}
-	if err := api.NewClient(*sock).Kill(fs.Arg(0), sig); err != nil {
+	if err := api.NewClient(*sock).Kill(pos[0], sig); err != nil {
 		return clientErr(err)
 	}
 	return exitOK
@@ -186,12 +308,13 @@ func cmdKill(args []string) int {
 
 func cmdLogs(args []string) int {
 	fs, sock, js := clientFlags("logs")
-	n := fs.Int("n", 50, "number of lines")
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
+	n := fs.Int("n", 50, "number of lines (0: all the ring holds, up to 1000 lines / 256 KiB)")
+	pos, ok := parseInterspersed(fs, args)
+	if !ok || len(pos) != 1 || *n < 0 {
 		fmt.Fprintln(os.Stderr, "usage: corral logs [-n N] SERVICE")
 		return exitUsage
 	}
-	rep, err := api.NewClient(*sock).Logs(fs.Arg(0), *n)
+	rep, err := api.NewClient(*sock).Logs(pos[0], *n)
 	if err != nil {
 		return clientErr(err)
 	}
@@ -199,7 +322,7 @@ func cmdLogs(args []string) int {
 		return printJSON(rep)
 	}
 	for _, l := range rep.Lines {
-		fmt.Printf("%s %s\n", l.Time.Format("15:04:05.000"), l.Text)
+		fmt.Printf("%s %s\n", l.Time.Format("15:04:05.000"), sanitize(l.Text))
 	}
 	return exitOK
 }

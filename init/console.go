@@ -58,7 +58,9 @@ func (l *logSetup) serviceLine(svc, text string, partial bool) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%12s | %s", svc, text)
+	// The console is a terminal: no escape sequence of a service's may
+	// clear it or forge a line of corral's.
+	fmt.Fprintf(&b, "%12s | %s", svc, sanitize(text))
 	if partial {
 		b.WriteString(" ⏎")
 	}

@@ -3,7 +3,7 @@
 //	corral [boot] [--config DIR] [--state-dir DIR]   run the supervisor (PID 1, or not)
 //	corral check [DIR]                                check a configuration
 //	corral status [--json] [SERVICE]                  show what runs
-//	corral start|stop|restart SERVICE                 steer one service
+//	corral start|stop|restart|reload SERVICE          steer one service
 //	corral kill SERVICE [SIGNAL]                      signal a service's main process
 //	corral logs [-n N] SERVICE                        a service's recent output
 //	corral reboot|poweroff|halt                       ask PID 1 to shut down
@@ -31,6 +31,16 @@ func main() {
 	args := os.Args[1:]
 	// As PID 1 always boot: the kernel may pass stray words from its
 	// command line as arguments, and PID 1 must never refuse to start.
+	if os.Getpid() != 1 && len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			usage(os.Stdout)
+			return
+		case "-version", "--version":
+			fmt.Println("corral", version)
+			return
+		}
+	}
 	if os.Getpid() == 1 || filepath.Base(os.Args[0]) == "init" || len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		boot(args)
 		return
@@ -45,7 +55,7 @@ func main() {
 		code = cmdCheck(rest)
 	case "status":
 		code = cmdStatus(rest)
-	case "start", "stop", "restart":
+	case "start", "stop", "restart", "reload":
 		code = cmdAction(cmd, rest)
 	case "kill":
 		code = cmdKill(rest)
@@ -53,9 +63,9 @@ func main() {
 		code = cmdLogs(rest)
 	case "reboot", "poweroff", "halt":
 		code = cmdSystem(cmd, rest)
-	case "version", "--version":
+	case "version":
 		fmt.Println("corral", version)
-	case "help", "-h", "--help":
+	case "help":
 		usage(os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "corral: unknown command %q\n\n", cmd)
@@ -67,10 +77,15 @@ func main() {
 
 func usage(w *os.File) {
 	fmt.Fprint(w, `usage:
-  corral [boot] [--config DIR] [--state-dir DIR]   run the supervisor
+  corral [boot] [FLAGS]                             run the supervisor (PID 1, or not)
+      --config DIR         configuration directory (default /etc/corral)
+      --state-dir DIR      runtime state: control and notify sockets (default /run/corral)
+      --log-format F       auto, console or json (default: corral.toml's, else auto)
+      --log-level L        debug, info, warn or error (default: corral.toml's, else info)
+      --cgroup-prefix P    name of corral's cgroup subtree (default corral)
   corral check [DIR]                                check a configuration (default /etc/corral)
   corral status [--json] [SERVICE]                  show services
-  corral start|stop|restart SERVICE                 steer a service
+  corral start|stop|restart|reload SERVICE          steer a service
   corral kill SERVICE [SIGNAL]                      signal its main process (default TERM)
   corral logs [-n N] SERVICE                        show a service's recent output
   corral reboot|poweroff|halt                       shut the machine down

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,21 +43,29 @@ func parseBootFlags(args []string) (bootFlags, []string) {
 	fs.StringVar(&f.logFormat, "log-format", "", "auto, console or json (default: corral.toml's, else auto)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error (default: corral.toml's, else info)")
 	fs.StringVar(&f.cgPrefix, "cgroup-prefix", "corral", "name of corral's cgroup subtree")
-	var bad []string
-	for {
-		err := fs.Parse(args)
-		if err == nil {
-			break
+	// PID 1 never refuses to boot over a bad argument: an unknown flag or a
+	// stray word is noted and skipped, alone, and the rest still counts.
+	var keep, bad []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case a == "boot":
+		case !strings.HasPrefix(a, "-") || a == "-" || a == "--":
+			bad = append(bad, "ignored argument "+strconv.Quote(a))
+		case fs.Lookup(name) == nil:
+			bad = append(bad, "ignored unknown flag "+strconv.Quote(a))
+		case hasValue:
+			keep = append(keep, a)
+		case i+1 < len(args):
+			keep = append(keep, a, args[i+1])
+			i++
+		default:
+			bad = append(bad, "ignored flag without a value "+strconv.Quote(a))
 		}
-		// PID 1 never refuses to boot over a bad argument: note it, skip it.
-		bad = append(bad, err.Error())
-		if len(fs.Args()) == 0 {
-			break
-		}
-		args = fs.Args()[1:]
 	}
-	if len(fs.Args()) > 0 {
-		bad = append(bad, "ignored arguments: "+strings.Join(fs.Args(), " "))
+	if err := fs.Parse(keep); err != nil {
+		bad = append(bad, err.Error())
 	}
 	return f, bad
 }
@@ -215,8 +224,23 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	if cg == nil {
 		runtime = failingRuntime{errors.New("cgroups unavailable")}
 	}
-	sup := supervisor.New(cfg, supervisor.Options{Runtime: runtime, Log: log, Output: ls.serviceLine})
+	held, bc, critical := safeMode(m, cfg, flags.stateDir, log)
+	sup := supervisor.New(cfg, supervisor.Options{Runtime: runtime, Log: log, Output: ls.serviceLine, Held: held})
 	sup.Run()
+	bootCtx, bootDone := context.WithCancel(context.Background())
+	defer bootDone()
+	go func() {
+		// The boot counts as good once every critical service is up.
+		if sup.Wait(bootCtx, func(ss []supervisor.Snapshot) bool { return allCriticalUp(ss, critical) }) == nil {
+			if m == modeMachine {
+				if err := bc.write(0); err != nil {
+					log.Warn().Err(err).Msg("reset the failed-boot counter")
+				}
+			}
+			log.Info().Int("critical", len(critical)).Msg("boot complete: every critical service is up")
+		}
+	}()
+	wd := startWatchdog(m, cfg, sup, critical, log)
 
 	shutdownReq := make(chan string, 1)
 	srv := &api.Server{Sup: sup, System: func(action string) error {
@@ -235,9 +259,14 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 
 	action := waitSignal(m, log, shutdownReq)
 	log.Info().Str("action", action).Msg("shutting down: stopping services in reverse dependency order")
-	ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(cfg)+5*time.Second)
+	if wd != nil {
+		wd.shutdown.Store(true)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sup.StopBudget())
 	if err := sup.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Msg("services still running at the deadline")
+		log.Error().Err(err).Msg("shutdown")
+	} else {
+		log.Info().Msg("all services stopped")
 	}
 	cancel()
 	sup.Close()
@@ -255,11 +284,82 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 		_ = network.Close()
 	}
-	log.Info().Msg("all services stopped")
+	if wd != nil {
+		if action == "reboot" {
+			// Stop petting but keep it armed: if reboot(2) fails, the
+			// watchdog resets the board.
+			wd.halt()
+		} else {
+			wd.disarm() // halt and power-off must not end in a reset
+		}
+	}
 	if m == modeMachine {
 		finalShutdown(action, log, ls)
 	}
 	return 0
+}
+
+// safeMode reads and bumps the failed-boot counter (machine mode) and,
+// past [watchdog] boot_limit, holds every service not marked safe_mode.
+func safeMode(m mode, cfg *config.Config, stateDir string, log zerolog.Logger) (map[string]string, bootCounter, map[string]bool) {
+	critical := map[string]bool{}
+	for _, s := range cfg.Services {
+		if s.Critical {
+			critical[s.Name] = true
+		}
+	}
+	bc := newBootCounter(isMountPoint("/data"), stateDir)
+	if m != modeMachine {
+		return nil, bc, critical
+	}
+	n := bc.read()
+	if err := bc.write(n + 1); err != nil {
+		log.Warn().Err(err).Str("file", bc.file).Msg("count this boot")
+	}
+	limit := cfg.Global.Watchdog.BootLimit
+	if limit <= 0 || n < limit {
+		return nil, bc, critical
+	}
+	why := fmt.Sprintf("safe mode: %d boots in a row did not bring every critical service up", n)
+	held := map[string]string{}
+	var kept []string
+	for _, s := range cfg.Services {
+		if s.SafeMode {
+			kept = append(kept, s.Name)
+		} else {
+			held[s.Name] = why
+		}
+	}
+	log.Error().Int("failed_boots", n).Strs("starting", kept).Str("counter", bc.file).
+		Msg("SAFE MODE: " + why + "; starting only safe_mode services (fix the config, then reboot; a good boot resets the count)")
+	return held, bc, critical
+}
+
+// startWatchdog opens the hardware watchdog (machine mode only) and pets it
+// from a goroutine while PID 1 and the critical services are healthy.
+func startWatchdog(m mode, cfg *config.Config, sup *supervisor.Supervisor, critical map[string]bool, log zerolog.Logger) *hwWatchdog {
+	dev := cfg.Global.Watchdog.Device
+	if dev == "" {
+		return nil
+	}
+	if m != modeMachine {
+		log.Warn().Str("device", dev).Msg("watchdog: a hardware watchdog is for PID 1 of a machine; ignored")
+		return nil
+	}
+	w, err := openWatchdog(cfg.Global.Watchdog, log)
+	if err != nil {
+		log.Error().Err(err).Msg("watchdog: the board will not be reset if corral hangs")
+		return nil
+	}
+	w.critical = critical
+	grace := 60 * time.Second
+	for _, s := range cfg.Services {
+		if s.Critical {
+			grace = max(grace, s.StartTimeout+10*time.Second)
+		}
+	}
+	go w.run(sup, grace)
+	return w
 }
 
 func needsBridge(cfg *config.Config) bool {
@@ -269,14 +369,6 @@ func needsBridge(cfg *config.Config) bool {
 		}
 	}
 	return false
-}
-
-func maxStopTimeout(cfg *config.Config) time.Duration {
-	var d time.Duration
-	for _, s := range cfg.Services {
-		d = max(d, s.StopTimeout)
-	}
-	return d
 }
 
 // failingRuntime fails every start with one reason.

@@ -19,26 +19,37 @@ if ! [ -x /bin/busybox ]; then
 	say "installing busybox-static (the example services use busybox httpd, sh, wget)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
 fi
-[ -x "$bin/corral" ] && [ -x "$bin/hello" ] || die "build first: make build"
+if ! [ -x "$bin/corral" ] || ! [ -x "$bin/hello" ]; then die "build first: make build"; fi
 "$bin/corral" check "$cfg" >/dev/null || { "$bin/corral" check "$cfg"; die "etc-examples does not pass corral check"; }
 
 # The example services expect their binaries at /usr/libexec/corral, as on
 # the appliance image. Inside the demo's private mount namespace a tmpfs
 # over /usr/libexec holds a bind of build/bin there; the host never sees it.
 say "starting corral as PID 1 of new namespaces, with $cfg"
-unshare --pid --net --mount --uts --ipc --fork -- /bin/sh -c '
+# --kill-child: if unshare dies, corral (and with it the whole pid
+# namespace) dies too; nothing of the demo can outlive it.
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
+unshare --pid --net --mount --uts --ipc --fork --kill-child -- /bin/sh -c '
 	mount -t tmpfs -o mode=0755,size=1m corral-demo /usr/libexec &&
 	mkdir /usr/libexec/corral &&
 	mount --bind "$1" /usr/libexec/corral &&
 	exec env container=corral-demo "$1/corral" --config "$2" --log-format console --cgroup-prefix corral-demo
 ' demo "$bin" "$cfg" &
 ushare=$!
-cleanup() { kill -TERM "$ushare" 2>/dev/null || true; wait "$ushare" 2>/dev/null || true; }
+pid=""
+# On any exit: ask corral to shut down (unshare itself ignores SIGTERM),
+# give it time to stop its services, then make sure.
+cleanup() {
+	if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
+	for _ in $(seq 300); do kill -0 "$ushare" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$ushare" 2>/dev/null || true
+	wait "$ushare" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # corral is unshare's child: PID 1 inside, an ordinary pid out here.
 for _ in $(seq 100); do
-	pid=$(pgrep -P "$ushare" || true)
+	pid=$(pgrep -P "$ushare" | head -n1 || true)
 	[ -n "$pid" ] && [ -S "/proc/$pid/root/run/corral/corral.sock" ] && break
 	sleep 0.1
 done
@@ -56,7 +67,7 @@ wait_state() { # service state seconds
 }
 
 wait_state web running 20
-wait_state check done 20 || true
+wait_state check "done" 20 || true
 say "corral status (hello is running only after READY=1; web required it)"
 corral status
 

@@ -8,6 +8,17 @@
 //	notify [-delay D] [-status S] [-child]
 //	                          send READY=1 (from a child process with -child) via go-systemd
 //	notify-raw TEXT           send TEXT as one datagram to NOTIFY_SOCKET
+//	sdnotify STEP...          run notify steps in order, then wait for SIGTERM:
+//	                          KEY=VALUE[\n...]  one datagram via go-systemd
+//	                          +sleep=D           pause
+//	                          +every=D:N:MSG     send MSG N times, D apart
+//	                          +big               a datagram larger than 4 KiB
+//	                          +fd                READY=1 with a passed fd
+//	                          +barrier           sd_notify_barrier: BARRIER=1 with a pipe, wait for it to close
+//	                          +to=PATH:MSG       send MSG to another socket
+//	                          +child             run the remaining steps in a child process
+//	                          +mainpid-child     same, and first send MAINPID=<child>
+//	                          +exit=N            exit now with N
 //	alloc SIZE_MB             allocate and touch memory, 1 MiB at a time
 //	forkbomb                  fork until the kernel refuses, report, then stay up
 //	setsid-child              start a setsid grandchild that sleeps, print its pid, stay up
@@ -22,6 +33,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +43,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 )
@@ -65,6 +78,23 @@ func main() {
 		sleepOrTerm(arg(args, 0, "1h"))
 	case "notify":
 		notifyCmd(args)
+	case "reloadable":
+		send("READY=1\nSTATUS=ready")
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, syscall.SIGHUP, syscall.SIGTERM)
+		for n := 1; ; n++ {
+			if <-sigc == syscall.SIGTERM {
+				os.Exit(0)
+			}
+			var ts syscall.Timespec
+			_ = clockGettime(&ts)
+			send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
+			time.Sleep(200 * time.Millisecond)
+			send(fmt.Sprintf("READY=1\nSTATUS=reloaded %d times", n))
+		}
+	case "sdnotify":
+		steps(args)
+		sleepOrTerm("1h")
 	case "notify-raw":
 		raw(arg(args, 0, "READY=1"))
 		sleepOrTerm("1h")
@@ -161,6 +191,78 @@ func notifyCmd(args []string) {
 	sleepOrTerm("1h")
 }
 
+// steps runs sdnotify steps (see the package doc).
+func steps(args []string) {
+	for i, a := range args {
+		d, v, _ := strings.Cut(a, "=")
+		switch d {
+		case "+sleep":
+			time.Sleep(dur(v))
+		case "+every":
+			parts := strings.SplitN(v, ":", 3)
+			n, _ := strconv.Atoi(parts[1])
+			for j := 0; j < n; j++ {
+				send(parts[2])
+				time.Sleep(dur(parts[0]))
+			}
+		case "+big":
+			err := rawTo(os.Getenv("NOTIFY_SOCKET"), []byte("READY=1\nSTATUS="+strings.Repeat("x", 5000)), nil)
+			fmt.Println("payload: sent a 5 KiB datagram:", errText(err))
+		case "+fd":
+			r, w, _ := os.Pipe()
+			err := rawTo(os.Getenv("NOTIFY_SOCKET"), []byte("READY=1"), syscall.UnixRights(int(w.Fd())))
+			w.Close()
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, rerr := r.Read(make([]byte, 1))
+			fmt.Printf("payload: sent READY=1 with an fd (%s); the receiver closed it: %v\n", errText(err), n == 0 && errors.Is(rerr, io.EOF))
+		case "+barrier":
+			r, w, _ := os.Pipe()
+			err := rawTo(os.Getenv("NOTIFY_SOCKET"), []byte("BARRIER=1"), syscall.UnixRights(int(w.Fd())))
+			w.Close()
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, rerr := r.Read(make([]byte, 1))
+			fmt.Printf("payload: barrier sent (%s), answered: %v\n", errText(err), n == 0 && errors.Is(rerr, io.EOF))
+		case "+to":
+			path, msg, _ := strings.Cut(v, ":")
+			err := rawTo(path, []byte(msg), nil)
+			fmt.Printf("payload: sent %q to %s: %s\n", msg, path, errText(err))
+		case "+child", "+mainpid-child":
+			c := exec.Command("/proc/self/exe", append([]string{"sdnotify"}, args[i+1:]...)...)
+			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+			if err := c.Start(); err != nil {
+				fail(err.Error())
+			}
+			fmt.Printf("payload: child pid=%d runs the rest\n", c.Process.Pid)
+			if d == "+mainpid-child" {
+				send(fmt.Sprintf("MAINPID=%d", c.Process.Pid))
+			}
+			return
+		case "+exit":
+			n, _ := strconv.Atoi(v)
+			fmt.Println("payload: exiting with", n)
+			os.Exit(n)
+		default:
+			send(strings.ReplaceAll(a, `\n`, "\n"))
+		}
+	}
+}
+
+func send(msg string) {
+	ok, err := daemon.SdNotify(false, msg)
+	fmt.Printf("payload: pid %d sd_notify %q sent=%v err=%v\n", os.Getpid(), msg, ok, err)
+}
+
+// rawTo sends one datagram with optional control data (Go's UnixConn
+// refuses WriteMsgUnix on a connected datagram socket).
+func rawTo(path string, b, oob []byte) error {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	return syscall.Sendmsg(fd, b, oob, &syscall.SockaddrUnix{Name: path}, 0)
+}
+
 // raw sends one datagram, without go-systemd, for the child-sender case.
 func raw(msg string) {
 	c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
@@ -213,4 +315,13 @@ func dur(s string) time.Duration {
 func fail(msg string) {
 	fmt.Fprintln(os.Stderr, "payload:", msg)
 	os.Exit(111)
+}
+
+// clockGettime reads CLOCK_MONOTONIC, as sd_notify's MONOTONIC_USEC wants.
+func clockGettime(ts *syscall.Timespec) error {
+	_, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(ts)), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
