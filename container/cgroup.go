@@ -653,3 +653,47 @@ func (g *Group) Contains(pid int) (bool, error) {
 	}
 	return got == rel || strings.HasPrefix(got, rel+"/"), nil
 }
+
+// checkLimits reads the limits back from the group's files.
+func (g *Group) checkLimits(l Limits) []string {
+	var out []string
+	read := func(ctrl, file string) (string, bool) {
+		d := g.Dir(ctrl)
+		if d == "" {
+			return "", false
+		}
+		b, err := os.ReadFile(filepath.Join(d, file))
+		if err != nil {
+			return "", false
+		}
+		return strings.TrimSpace(string(b)), true
+	}
+	pageRound := func(n int64) int64 { return n &^ 4095 } // the kernel keeps whole pages
+	if l.MemoryMax > 0 {
+		file := "memory.max"
+		if g.c.Version == CgroupV1 {
+			file = "memory.limit_in_bytes"
+		}
+		v, ok := read("memory", file)
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if !ok || (n != l.MemoryMax && n != pageRound(l.MemoryMax)) {
+			out = append(out, fmt.Sprintf("%s is %q, not %d", file, v, l.MemoryMax))
+		}
+	}
+	if l.PidsMax > 0 {
+		if v, ok := read("pids", "pids.max"); !ok || v != strconv.FormatInt(l.PidsMax, 10) {
+			out = append(out, fmt.Sprintf("pids.max is %q, not %d", v, l.PidsMax))
+		}
+	}
+	if l.CPU > 0 {
+		want := strconv.FormatInt(l.CPUQuota().Microseconds(), 10)
+		if g.c.Version == CgroupV2 {
+			if v, ok := read("cpu", "cpu.max"); !ok || strings.Fields(v + " ")[0] != want {
+				out = append(out, fmt.Sprintf("cpu.max is %q, not %s", v, want))
+			}
+		} else if v, ok := read("cpu", "cpu.cfs_quota_us"); !ok || v != want {
+			out = append(out, fmt.Sprintf("cpu.cfs_quota_us is %q, not %s", v, want))
+		}
+	}
+	return out
+}

@@ -66,7 +66,7 @@ func ChildMain() {
 	if err := unix.Chdir(dir); err != nil {
 		childFail(childErr("chdir", dir, err))
 	}
-	if ce := setCredentials(creds, spec.User != "" || spec.Group != ""); ce != nil {
+	if ce := applySandbox(spec.Security, creds, spec.User != "" || spec.Group != ""); ce != nil {
 		childFail(ce)
 	}
 	if spec.Init {
@@ -152,7 +152,26 @@ func setupRoot(cfg childConfig) *ChildError {
 }
 
 func runStep(s mountStep) *ChildError {
+	if s.Optional {
+		if _, err := os.Lstat(s.Target); err != nil {
+			return nil
+		}
+	}
 	switch s.Kind {
+	case stepMask:
+		st, err := os.Stat(s.Target)
+		if err != nil {
+			return nil
+		}
+		if st.IsDir() {
+			if err := unix.Mount("tmpfs", s.Target, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555,size=0"); err != nil {
+				return childErr("mask", s.Show, err)
+			}
+			return nil
+		}
+		if err := unix.Mount(s.Source, s.Target, "", unix.MS_BIND, ""); err != nil {
+			return childErr("mask", s.Show, err)
+		}
 	case stepBindTree:
 		if s.Create {
 			if ce := ensureTarget(s, s.Source); ce != nil {
@@ -292,6 +311,41 @@ func fileOrNil(f *os.File) fs.File {
 		return nil
 	}
 	return f
+}
+
+// applySandbox is the last phase before exec, in this order: limits that
+// need privileges, the bounding set, the user (keeping capabilities across
+// the switch), the capability sets, then no_new_privs and the seccomp
+// filter (which would refuse anything privileged after it).
+func applySandbox(sec Security, c Credentials, change bool) *ChildError {
+	if ce := applyLimits(sec); ce != nil {
+		return ce
+	}
+	last := lastCap()
+	keep := sec.keptCaps(last)
+	if ce := dropBounding(keep, last); ce != nil {
+		return ce
+	}
+	root := c.UID == 0
+	if change && !root {
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return childErr("keep capabilities across setuid", "", err)
+		}
+	}
+	if ce := setCredentials(c, change); ce != nil {
+		return ce
+	}
+	if root {
+		if ce := setCaps(keep, false); ce != nil {
+			return ce
+		}
+	} else {
+		amb, _ := CapMask(sec.Ambient)
+		if ce := setCaps(amb&keep, true); ce != nil {
+			return ce
+		}
+	}
+	return applyFilters(sec)
 }
 
 func setCredentials(c Credentials, change bool) *ChildError {

@@ -17,6 +17,7 @@ const (
 	stepSymlink                   // create a symlink Target -> Source
 	stepRemountRO                 // make the mount at Target read-only
 	stepDetach                    // lazily unmount whatever the root's clone had at Target
+	stepMask                      // hide Target: /dev/null over a file, an empty read-only tmpfs over a directory
 )
 
 // mountStep is one row of the plan. Paths are absolute in the supervisor's
@@ -33,7 +34,10 @@ type mountStep struct {
 	Dev    uint64 // mknod
 	// Create: make the target (dir or file) if missing.
 	Create bool
-	Show   string
+	// Optional: skip the step when the target does not exist (a /proc
+	// file this kernel does not have).
+	Optional bool
+	Show     string
 }
 
 func (s mountStep) String() string {
@@ -56,6 +60,8 @@ func (s mountStep) String() string {
 		return "remount-ro " + s.Show
 	case stepDetach:
 		return "detach " + s.Show
+	case stepMask:
+		return "mask " + s.Show
 	}
 	return "?"
 }
@@ -128,6 +134,17 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 		mountStep{Kind: stepMount, FSType: "tmpfs", Source: "tmpfs", Target: in("/tmp"), Flags: msNosuid | msNodev, Data: "mode=1777", Show: "/tmp"},
 		mountStep{Kind: stepMount, FSType: "tmpfs", Source: "tmpfs", Target: in("/run"), Flags: msNosuid | msNodev, Data: "mode=755", Show: "/run"},
 	)
+	// The sandbox's view of the kernel: hidden and read-only paths, then the
+	// devices the service asked for (bound from the host's /dev).
+	for _, m := range maskedPaths {
+		steps = append(steps, mountStep{Kind: stepMask, Source: in("/dev/null"), Target: in(m), Optional: true, Show: m})
+	}
+	for _, r := range readOnlyPaths {
+		steps = append(steps, mountStep{Kind: stepBindTree, Source: in(r), Target: in(r), RO: true, Optional: true, Show: r})
+	}
+	for _, d := range cfg.Spec.Security.Devices {
+		steps = append(steps, mountStep{Kind: stepBindTree, Source: d, Target: in(d), Create: true, Show: d})
+	}
 	if cfg.NotifyDir != "" {
 		steps = append(steps,
 			mountStep{Kind: stepMkdir, Target: in(NotifyMount), Mode: 0o755, Show: NotifyMount},

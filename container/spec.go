@@ -36,6 +36,8 @@ type Spec struct {
 	HostNetwork bool `json:"host_network,omitempty"`
 	// Limits are applied to the service's cgroup before the process exists.
 	Limits Limits `json:"limits"`
+	// Security is the sandbox applied just before exec and checked after.
+	Security Security `json:"security"`
 }
 
 // MountType is the kind of an extra mount.

@@ -81,6 +81,9 @@ func (e Exit) Reason() string {
 type Process struct {
 	Pid   int
 	Group *Group
+	// Degraded lists what of the sandbox or limits did not take effect,
+	// for a service that allows it (else the start failed).
+	Degraded []string
 
 	pidfd     int
 	onExit    func(Exit)
@@ -260,6 +263,13 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		go p.readInit(uc)
 	default:
 		return p, fmt.Errorf("child stage of %s: unexpected message %q", spec.Name, m.Type)
+	}
+
+	if problems := p.checkApplied(spec); len(problems) > 0 {
+		if !spec.Security.AllowDegraded {
+			return p, &SandboxError{Problems: problems}
+		}
+		p.Degraded = problems
 	}
 
 	p.mu.Lock()

@@ -52,18 +52,31 @@ func clientErr(err error) int {
 }
 
 func cmdCheck(args []string) int {
-	dir := "/etc/corral"
-	if len(args) > 1 {
-		fmt.Fprintln(os.Stderr, "usage: corral check [DIR]")
+	fs := flag.NewFlagSet("corral check", flag.ContinueOnError)
+	security := fs.String("security", "", "show the effective sandbox of this service")
+	pos, ok := parseInterspersed(fs, args)
+	if !ok || len(pos) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: corral check [--security SERVICE] [DIR]")
 		return exitUsage
 	}
-	if len(args) == 1 {
-		dir = args[0]
+	dir := "/etc/corral"
+	if len(pos) == 1 {
+		dir = pos[0]
 	}
 	cfg, err := config.Load(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "corral:", err)
 		return exitFailed
+	}
+	if *security != "" {
+		s := cfg.Service(*security)
+		if s == nil {
+			fmt.Fprintf(os.Stderr, "corral: no enabled service %q in %s\n", *security, dir)
+			cfg.Report(os.Stderr)
+			return exitFailed
+		}
+		printSecurity(os.Stdout, s)
+		return exitOK
 	}
 	if !cfg.Report(os.Stdout) {
 		return exitFailed
@@ -130,6 +143,8 @@ func statusText(s api.Service) string {
 	switch {
 	case s.Waiting != "" && !s.State.Up():
 		return sanitize(s.Waiting)
+	case len(s.Degraded) > 0 && s.State.Up():
+		return "DEGRADED: " + sanitize(strings.Join(s.Degraded, "; "))
 	case !s.State.Up() && s.State.String() != "starting":
 		// Not running: why, not a STATUS= left from when it was.
 		return sanitize(s.Reason)
@@ -161,6 +176,9 @@ func printService(w io.Writer, s api.Service, now time.Time) {
 	row("address", s.Address)
 	row("memory", mem(s.MemoryBytes))
 	row("cgroup", s.Cgroup)
+	for _, d := range s.Degraded {
+		row("DEGRADED", sanitize(d))
+	}
 	if len(s.History) > 0 {
 		fmt.Fprintln(w, "  history:")
 		for _, h := range s.History {

@@ -106,6 +106,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Warn().Msg(b)
 	}
 
+	// The kernel's OOM killer must pick a service, never PID 1 (services
+	// set their own oom_score_adj; they would inherit this).
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
+		log.Warn().Err(err).Msg("cannot shield corral from the OOM killer (oom_score_adj -1000): a memory-starved machine might kill PID 1 before a service")
+	}
 	priv := privacy{true, true, true}
 	switch m {
 	case modeMachine:

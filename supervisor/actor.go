@@ -45,7 +45,8 @@ type Snapshot struct {
 	Address  string             `json:"address,omitempty"`
 	Notify   bool               `json:"notify,omitempty"`
 	Cgroup   string             `json:"cgroup,omitempty"`
-	Waiting  string             `json:"waiting,omitempty"` // why it has not been started yet
+	Waiting  string             `json:"waiting,omitempty"`  // why it has not been started yet
+	Degraded []string           `json:"degraded,omitempty"` // sandbox parts that did not take effect
 	History  []TransitionRecord `json:"history,omitempty"`
 
 	inst Instance // for live cgroup readings; never used to change anything
@@ -486,6 +487,9 @@ func (a *actor) launch() {
 		return
 	}
 	a.inst = inst
+	if d := inst.Degraded(); len(d) > 0 {
+		a.log.Warn().Strs("degraded", d).Msg("running DEGRADED (allow_degraded): " + strings.Join(d, "; "))
+	}
 	_ = a.event(Event{Kind: EvExec})
 }
 
@@ -502,6 +506,7 @@ func (a *actor) publish() {
 	if a.inst != nil {
 		s.Pid = a.inst.Pid()
 		s.Cgroup = a.inst.CgroupPath()
+		s.Degraded = a.inst.Degraded()
 		s.inst = a.inst
 	}
 	a.snap.Store(s)

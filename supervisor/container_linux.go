@@ -61,6 +61,11 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	}
 	spec := def.Container
 	spec.Env = append(slices.Clone(spec.Env), "NOTIFY_SOCKET="+NotifySocketInContainer)
+	// Fault injection for the tests of the check after start: pretend this
+	// kernel has no seccomp for the named service.
+	if v := os.Getenv("CORRAL_FAULT_NO_SECCOMP"); v != "" && v == def.Name {
+		spec.Security.FaultNoSeccomp = true
+	}
 	if def.Watchdog > 0 {
 		spec.Env = append(spec.Env, fmt.Sprintf("WATCHDOG_USEC=%d", def.Watchdog.Microseconds()))
 		if !spec.Init {
@@ -252,6 +257,7 @@ func (i *containerInstance) Reload() error {
 func (i *containerInstance) Kill() error            { return i.proc.Kill() }
 func (i *containerInstance) CgroupPath() string     { return i.proc.Group.Path() }
 func (i *containerInstance) Memory() (int64, error) { return i.proc.Group.MemoryCurrent() }
+func (i *containerInstance) Degraded() []string     { return i.proc.Degraded }
 
 func (i *containerInstance) Cleanup() {
 	_ = i.proc.Kill() // anything left in the cgroup (there should be nothing)

@@ -40,6 +40,9 @@ type Instance interface {
 	CgroupPath() string
 	// Reload sends the reload signal or runs the reload command.
 	Reload() error
+	// Degraded lists what of the sandbox did not take effect (allowed by
+	// allow_degraded), or nil.
+	Degraded() []string
 	// Memory is the memory charged to the instance's cgroup, in bytes. It
 	// may be called from any goroutine.
 	Memory() (int64, error)

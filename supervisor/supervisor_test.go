@@ -152,6 +152,7 @@ func (i *fakeInst) Kill() error {
 }
 func (i *fakeInst) Cleanup()               { i.rt.record("cleanup " + i.name) }
 func (i *fakeInst) Reload() error          { i.rt.record("reload " + i.name); return nil }
+func (i *fakeInst) Degraded() []string     { return nil }
 func (i *fakeInst) CgroupPath() string     { return "" }
 func (i *fakeInst) Memory() (int64, error) { return 0, errors.New("none") }
 func (i *fakeInst) exit(e container.Exit)  { i.once.Do(func() { i.h.OnExit(e) }) }

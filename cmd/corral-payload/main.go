@@ -27,6 +27,7 @@
 //	spin                      burn CPU forever
 //	write PATH...             try to create each file, print the result
 //	cat PATH                  print a file
+//	escape                    try to break out of the sandbox; one "ATTEMPT name: result" line each
 package main
 
 import (
@@ -46,6 +47,7 @@ import (
 	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -148,6 +150,9 @@ func main() {
 			err := os.WriteFile(p, []byte("x"), 0o644)
 			fmt.Printf("write %s: %v\n", p, errText(err))
 		}
+	case "escape":
+		escape()
+		sleepOrTerm(arg(args, 0, "1h"))
 	case "cat":
 		b, err := os.ReadFile(arg(args, 0, "/dev/null"))
 		if err != nil {
@@ -324,4 +329,64 @@ func clockGettime(ts *syscall.Timespec) error {
 		return e
 	}
 	return nil
+}
+
+// escape tries what a compromised service would, and prints each result.
+func escape() {
+	try := func(name string, err error) {
+		fmt.Printf("ATTEMPT %s: %s\n", name, errText(err))
+	}
+	try("mount", syscall.Mount("tmpfs", "/tmp", "tmpfs", 0, ""))
+	try("pivot_root", syscall.PivotRoot("/tmp", "/tmp"))
+	if f, err := os.Open("/dev/null"); err == nil {
+		_, _, e := syscall.Syscall(unix.SYS_FINIT_MODULE, f.Fd(), 0, 0)
+		try("load_module", errnoOrNil(e))
+		f.Close()
+	}
+	try("write_proc_sys", os.WriteFile("/proc/sys/kernel/hostname", []byte("evil"), 0))
+	try("sysrq_trigger", os.WriteFile("/proc/sysrq-trigger", []byte("h"), 0))
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+	if err == nil {
+		syscall.Close(fd)
+	}
+	try("raw_socket", err)
+	_, _, e := syscall.Syscall(syscall.SYS_PTRACE, syscall.PTRACE_ATTACH, 1, 0)
+	try("ptrace", errnoOrNil(e))
+	try("mknod", syscall.Mknod("/tmp/null2", syscall.S_IFCHR|0o666, 1<<8|3))
+	try("sethostname", syscall.Sethostname([]byte("evil")))
+	try("unshare_net", syscall.Unshare(syscall.CLONE_NEWNET))
+	try("kcore", readErr("/proc/kcore"))
+	try("reboot", syscall.Reboot(syscall.LINUX_REBOOT_CMD_RESTART))
+	if len(os.Args) > 3 {
+		try("read_other", readErr(os.Args[3]))
+	}
+	var root, proc1 syscall.Stat_t
+	syscall.Stat("/", &root)
+	syscall.Stat("/proc/1/root/", &proc1)
+	fmt.Printf("ATTEMPT proc1_root_is_own_root: %v\n", root.Ino == proc1.Ino && root.Dev == proc1.Dev)
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			n++
+		}
+	}
+	fmt.Printf("ATTEMPT visible_processes: %d\n", n)
+}
+
+func readErr(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Read(make([]byte, 16))
+	return err
+}
+
+func errnoOrNil(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
 }

@@ -33,6 +33,7 @@ var serviceChecks = []func(*serviceCheck){
 	checkExitCodes,
 	checkStopSignal,
 	checkNotifyWatchdog,
+	checkSecurity,
 	checkLimits,
 	checkContainer,
 	checkMounts,
@@ -653,4 +654,103 @@ func checkWatchdog(c *globalCheck) {
 	} else {
 		c.g.Watchdog.BootLimit = w.BootLimit
 	}
+}
+
+// rlimitNames are setrlimit's resources (include/uapi/asm-generic/resource.h).
+var rlimitNames = map[string]int{
+	"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+	"nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12,
+	"nice": 13, "rtprio": 14, "rttime": 15,
+}
+
+const rlimInfinity = ^uint64(0)
+
+func checkSecurity(c *serviceCheck) {
+	f, sec := c.f, &c.svc.Container.Security
+	sec.NoNewPrivs, sec.Seccomp, sec.AllowNamespaces, sec.AllowDegraded = f.NoNewPrivs, f.Seccomp, f.AllowNamespaces, f.AllowDegraded
+	for i, name := range f.Capabilities {
+		key := indexKey("capabilities", i)
+		if strings.EqualFold(name, "ALL") {
+			sec.AllCaps = true
+			continue
+		}
+		if _, ok := container.CapNumber(name); !ok {
+			c.errorf(key, `unknown capability %q (use a name such as "CAP_NET_RAW", or "ALL")`, name)
+			continue
+		}
+		sec.Ambient = append(sec.Ambient, "CAP_"+strings.TrimPrefix(strings.ToUpper(name), "CAP_"))
+	}
+	if f.Capabilities != nil && !sec.AllCaps {
+		sec.Caps = append(slices.Clone(container.DefaultCaps), sec.Ambient...)
+	}
+	if f.OOMScoreAdj < -1000 || f.OOMScoreAdj > 1000 {
+		c.errorf("oom_score_adj", "%d is out of range (-1000 to 1000)", f.OOMScoreAdj)
+	}
+	sec.OOMScoreAdj = f.OOMScoreAdj
+	if f.Nice != nil && (*f.Nice < -20 || *f.Nice > 19) {
+		c.errorf("nice", "%d is out of range (-20 to 19)", *f.Nice)
+	}
+	sec.Nice = f.Nice
+	for i, cpu := range f.CPUs {
+		if cpu < 0 || cpu > 1023 {
+			c.errorf(indexKey("cpus", i), "CPU %d is out of range (0 to 1023)", cpu)
+		}
+	}
+	sec.CPUs = f.CPUs
+	for _, d := range f.Container.Devices {
+		if p := path.Clean(d); !strings.HasPrefix(p, "/dev/") || p != d {
+			c.errorf("container.devices", "%q is not a device under /dev (an absolute, clean path)", d)
+			continue
+		}
+		sec.Devices = append(sec.Devices, d)
+	}
+	names := slices.Sorted(maps.Keys(f.Rlimits))
+	for _, n := range names {
+		key := "rlimits." + n
+		res, ok := rlimitNames[n]
+		if !ok {
+			c.errorf(key, "unknown resource %q (as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack)", n)
+			continue
+		}
+		cur, max, ok := c.rlimitValue(key, f.Rlimits[n].v)
+		if !ok {
+			continue
+		}
+		sec.Rlimits = append(sec.Rlimits, container.Rlimit{Name: n, Resource: res, Cur: cur, Max: max})
+	}
+}
+
+// rlimitValue reads a number, "unlimited", or [soft, hard].
+func (c *serviceCheck) rlimitValue(key string, v any) (uint64, uint64, bool) {
+	one := func(key string, v any) (uint64, bool) {
+		switch v := v.(type) {
+		case int64:
+			if v < 0 {
+				c.errorf(key, "must not be negative")
+				return 0, false
+			}
+			return uint64(v), true
+		case string:
+			if v == "unlimited" || v == "infinity" {
+				return rlimInfinity, true
+			}
+		}
+		c.errorf(key, `must be a number or "unlimited", not %s`, tomlType(v))
+		return 0, false
+	}
+	if list, ok := asList(v); ok {
+		if len(list) != 2 {
+			c.errorf(key, "must be [soft, hard]")
+			return 0, 0, false
+		}
+		cur, ok1 := one(indexKey(key, 0), list[0])
+		max, ok2 := one(indexKey(key, 1), list[1])
+		if ok1 && ok2 && cur > max {
+			c.errorf(key, "the soft limit %d is above the hard limit %d", cur, max)
+			return 0, 0, false
+		}
+		return cur, max, ok1 && ok2
+	}
+	n, ok := one(key, v)
+	return n, n, ok
 }

@@ -43,6 +43,7 @@ func wantDefault(dir, name string, args ...string) *Service {
 			Env:      []string{"PATH=" + DefaultPath},
 			Dir:      "/",
 			Hostname: name,
+			Security: container.Security{NoNewPrivs: true, Seccomp: true},
 		},
 		Net: cnet.Spec{Mode: cnet.ModeBridge},
 	}
@@ -95,6 +96,13 @@ func TestLoadGood(t *testing.T) {
 	full.Reload = []string{"/usr/bin/full", "--reload"}
 	full.Critical, full.SafeMode = true, true
 	full.Container = container.Spec{
+		Security: container.Security{
+			NoNewPrivs: true, Seccomp: true,
+			Caps:    append(append([]string(nil), container.DefaultCaps...), "CAP_NET_RAW"),
+			Ambient: []string{"CAP_NET_RAW"}, OOMScoreAdj: 100, CPUs: []int{0},
+			Devices: []string{"/dev/ttyAMA0"},
+			Rlimits: []container.Rlimit{{Name: "core", Resource: 4, Cur: 0, Max: 0}, {Name: "nofile", Resource: 7, Cur: 1024, Max: 4096}},
+		},
 		Name:     "full",
 		Args:     full.Container.Args,
 		Env:      []string{"ALPHA=first", "PATH=/opt/bin", "ZED=last"},

@@ -216,6 +216,39 @@ type serviceFile struct {
 	// SafeMode marks a service that still starts in safe mode (after
 	// repeated failed boots). Default false.
 	SafeMode bool `toml:"safe_mode"`
+	// Capabilities are added to the default set a service keeps
+	// (container.DefaultCaps: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+	// SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE,
+	// SETFCAP), e.g. ["CAP_NET_RAW"]; ["ALL"] keeps every capability. A
+	// service with a user gets exactly these as ambient capabilities.
+	// Default none added.
+	Capabilities []string `toml:"capabilities"`
+	// NoNewPrivs: exec can never gain privileges (setuid binaries, file
+	// capabilities). Default true.
+	NoNewPrivs bool `toml:"no_new_privs"`
+	// Seccomp installs the default syscall filter (no modules, kexec,
+	// reboot, mounts, bpf, perf, keyring, ptrace, clock setting, namespace
+	// changes). Default true.
+	Seccomp bool `toml:"seccomp"`
+	// AllowNamespaces lets the service create namespaces (unshare, setns,
+	// clone with CLONE_NEW*), which the filter otherwise refuses. Default false.
+	AllowNamespaces bool `toml:"allow_namespaces"`
+	// AllowDegraded runs the service, marked degraded in corral status, when
+	// part of its sandbox or limits did not take effect; otherwise that
+	// fails its start. Default false.
+	AllowDegraded bool `toml:"allow_degraded"`
+	// OOMScoreAdj is the service's oom_score_adj, -1000 to 1000 (corral
+	// itself runs at -1000, so the kernel kills a service first). Default 0.
+	OOMScoreAdj int `toml:"oom_score_adj"`
+	// Nice is the scheduling priority, -20 to 19. Default: unchanged (0).
+	Nice *int `toml:"nice"`
+	// CPUs pins the service to these CPUs, e.g. [2, 3]. Default: any.
+	CPUs []int `toml:"cpus"`
+	// Rlimits are resource limits, e.g. { nofile = 4096, core = 0 }: a
+	// number (soft and hard), [soft, hard], or "unlimited". Names: as,
+	// core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile,
+	// nproc, rss, rtprio, rttime, sigpending, stack. Default: inherited.
+	Rlimits map[string]raw `toml:"rlimits"`
 	// Limits are the service's cgroup limits.
 	Limits limitsTable `toml:"limits"`
 	// Container shapes the service's container.
@@ -249,6 +282,10 @@ type containerTable struct {
 	Init bool `toml:"init"`
 	// Mounts are extra mounts, [[container.mounts]] tables.
 	Mounts []mountTable `toml:"mounts"`
+	// Devices are host device nodes bound into the container's /dev, e.g.
+	// ["/dev/ttyAMA0"]. The container's /dev otherwise has only null,
+	// zero, full, random, urandom, tty and a private pts. Default none.
+	Devices []string `toml:"devices"`
 }
 
 // mountTable is one [[container.mounts]].
@@ -291,6 +328,8 @@ func defaultServiceFile(name string) serviceFile {
 		StopSignal:         "SIGTERM",
 		WatchdogSignal:     "SIGABRT",
 		ReloadSignal:       "SIGHUP",
+		NoNewPrivs:         true,
+		Seccomp:            true,
 		StopTimeout:        duration(10 * time.Second),
 		StartTimeout:       duration(30 * time.Second),
 		Container:          containerTable{Hostname: name},
