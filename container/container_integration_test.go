@@ -200,3 +200,34 @@ func TestUnavailableControllerFailsTheStart(t *testing.T) {
 		t.Errorf("err = %v, want ErrControllerUnavailable naming memory", err)
 	}
 }
+
+func TestHiddenDirectoriesStayHiddenButTakeMounts(t *testing.T) {
+	e := newEnv(t)
+	// A directory on the root file system (not /tmp, which every container
+	// gets fresh anyway), as the data partition would be.
+	data, err := os.MkdirTemp("/var/tmp", "corral-hide-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(data)
+	os.MkdirAll(filepath.Join(data, "other"), 0o755)
+	os.WriteFile(filepath.Join(data, "other", "secret"), []byte("s3cret"), 0o644)
+	os.MkdirAll(filepath.Join(data, "mine"), 0o755)
+	os.WriteFile(filepath.Join(data, "mine", "state"), []byte("mine"), 0o644)
+
+	out, _, err := e.run(t, container.Spec{Name: "seen", Args: []string{e.payload, "cat", filepath.Join(data, "other", "secret")}, HostNetwork: true})
+	if err != nil || out != "s3cret" {
+		t.Fatalf("without Hide the directory is visible (read-only): %q %v", out, err)
+	}
+	out, x, err := e.run(t, container.Spec{Name: "hidden", Args: []string{e.payload, "cat", filepath.Join(data, "other", "secret")}, HostNetwork: true,
+		Security: container.Security{Hide: []string{data}}})
+	if err != nil || x.Success() {
+		t.Errorf("with Hide the secret was read: %q %v %s", out, err, x.Reason())
+	}
+	out, x, err = e.run(t, container.Spec{Name: "own", Args: []string{e.payload, "cat", filepath.Join(data, "mine", "state")}, HostNetwork: true,
+		Security: container.Security{Hide: []string{data}},
+		Mounts:   []container.Mount{{Type: container.MountBind, Source: filepath.Join(data, "mine"), Target: filepath.Join(data, "mine"), ReadOnly: true}}})
+	if err != nil || out != "mine" {
+		t.Errorf("a service's own bind under a hidden directory: %q %v %s", out, err, x.Reason())
+	}
+}

@@ -142,6 +142,9 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 	for _, r := range readOnlyPaths {
 		steps = append(steps, mountStep{Kind: stepBindTree, Source: in(r), Target: in(r), RO: true, Optional: true, Show: r})
 	}
+	for _, h := range cfg.Spec.Security.Hide {
+		steps = append(steps, mountStep{Kind: stepMount, FSType: "tmpfs", Source: "tmpfs", Target: in(h), Flags: msNosuid | msNodev, Data: "mode=755,size=1m", Optional: true, Show: h})
+	}
 	for _, d := range cfg.Spec.Security.Devices {
 		steps = append(steps, mountStep{Kind: stepBindTree, Source: d, Target: in(d), Create: true, Show: d})
 	}

@@ -29,6 +29,11 @@ type Security struct {
 	AllowNamespaces bool `json:"allow_namespaces,omitempty"`
 	// Devices are host device nodes bound into the container's /dev.
 	Devices []string `json:"devices,omitempty"`
+	// Hide are directories of the supervisor's root a service must not
+	// see (the data partition, where every service's state lives): each
+	// gets an empty private tmpfs, under which the service's own mounts
+	// still go.
+	Hide []string `json:"hide,omitempty"`
 	// Rlimits are applied before exec.
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// OOMScoreAdj is the service's oom_score_adj (corral itself runs at

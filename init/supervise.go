@@ -223,6 +223,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		Containers: &container.Runtime{Cgroups: cg, Reaper: rp, Staging: staging},
 		Network:    network,
 		StateDir:   flags.stateDir,
+		Hide:       hiddenDirs(cfg),
 		Log:        log,
 	}
 	var runtime supervisor.Runtime = rt
@@ -365,6 +366,19 @@ func startWatchdog(m mode, cfg *config.Config, sup *supervisor.Supervisor, criti
 	}
 	go w.run(sup, grace)
 	return w
+}
+
+// hiddenDirs are the directories of the data partition: every service's
+// state is there, so no service sees it, except what it binds itself.
+func hiddenDirs(cfg *config.Config) []string {
+	var out []string
+	if cfg.Global.Storage.Data != "" {
+		out = append(out, "/data")
+		if cfg.Global.Storage.Var {
+			out = append(out, "/var")
+		}
+	}
+	return out
 }
 
 func needsBridge(cfg *config.Config) bool {

@@ -30,7 +30,10 @@ type ContainerRuntime struct {
 	Network *cnet.Network
 	// StateDir holds per-service runtime files (notify sockets).
 	StateDir string
-	Log      zerolog.Logger
+	// Hide are directories no service sees unless it mounts into them
+	// (the data partition).
+	Hide []string
+	Log  zerolog.Logger
 }
 
 // NotifySocketInContainer is NOTIFY_SOCKET as the service sees it.
@@ -61,6 +64,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	}
 	spec := def.Container
 	spec.Env = append(slices.Clone(spec.Env), "NOTIFY_SOCKET="+NotifySocketInContainer)
+	spec.Security.Hide = r.Hide
 	// Fault injection for the tests of the check after start: pretend this
 	// kernel has no seccomp for the named service.
 	if v := os.Getenv("CORRAL_FAULT_NO_SECCOMP"); v != "" && v == def.Name {
