@@ -697,3 +697,21 @@ func (g *Group) checkLimits(l Limits) []string {
 	}
 	return out
 }
+
+// Chown hands the group to a user namespace's root: its directory and the
+// files a delegatee writes (cgroup v2's delegation rules; the same files
+// on v1).
+func (g *Group) Chown(uid, gid int) error {
+	for _, d := range g.c.dirs(g.v2dir, g.v1) {
+		if d == "" {
+			continue
+		}
+		for _, f := range []string{"", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks"} {
+			err := os.Lchown(filepath.Join(d, f), uid, gid)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}

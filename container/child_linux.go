@@ -30,6 +30,9 @@ func ChildMain() {
 	// is the one that execs: never let the goroutine move.
 	runtime.LockOSThread()
 	unix.CloseOnExec(handshakeFD)
+	for fd := handshakeFD + 1; fd < handshakeFD+4; fd++ {
+		unix.CloseOnExec(fd) // the notify directory fd, if any: never the service's
+	}
 
 	cfg, err := readConfig()
 	if err != nil {
@@ -221,6 +224,13 @@ func runStep(s mountStep) *ChildError {
 // all the way down when asked (mount_setattr with AT_RECURSIVE; a plain
 // MS_BIND|MS_REMOUNT|MS_RDONLY would leave submounts writable).
 func bindTree(s mountStep) *ChildError {
+	if s.SourceFD > 2 {
+		// Already a detached tree, made (and made read-only) by the parent.
+		if err := unix.MoveMount(s.SourceFD, "", unix.AT_FDCWD, s.Target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return childErr("mount", s.Show, err)
+		}
+		return nil
+	}
 	fd, err := unix.OpenTree(unix.AT_FDCWD, s.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) {

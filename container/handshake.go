@@ -72,8 +72,11 @@ type childConfig struct {
 	// the child mounts its new root before pivot_root. Every child uses the
 	// same one, each in its own private mount namespace.
 	Staging string `json:"staging"`
-	// NotifyDir is bound read-only at /run/notify ("" = none).
+	// NotifyDir is bound read-only at /run/notify ("" = none). The child
+	// clones it from fd NotifyFD, opened by the parent: a user-namespaced
+	// child could not walk corral's 0700 state directory to it.
 	NotifyDir string `json:"notify_dir,omitempty"`
+	NotifyFD  int    `json:"notify_fd,omitempty"`
 }
 
 // maxMessage bounds one handshake packet.

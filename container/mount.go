@@ -34,6 +34,9 @@ type mountStep struct {
 	Dev    uint64 // mknod
 	// Create: make the target (dir or file) if missing.
 	Create bool
+	// SourceFD, when above 2, is an fd of Source to clone from instead of
+	// its path (bindTree only).
+	SourceFD int
 	// Optional: skip the step when the target does not exist (a /proc
 	// file this kernel does not have).
 	Optional bool
@@ -114,11 +117,16 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 		// sysfs of a shared network namespace is the host's superblock:
 		// asking for it read-only at mount time would change it for the
 		// host (EBUSY), so make only this mount read-only, afterwards.
-		{Kind: stepMount, FSType: "sysfs", Source: "sysfs", Target: in("/sys"), Flags: msNosuid | msNodev | msNoexec, Show: "/sys"},
+		sysStep(cfg, in("/sys")),
 		{Kind: stepRemountRO, Target: in("/sys"), Flags: msNosuid | msNodev | msNoexec, Show: "/sys"},
 		{Kind: stepMount, FSType: "tmpfs", Source: "tmpfs", Target: in("/dev"), Flags: msNosuid | msNoexec, Data: "mode=755,size=65536k", Show: "/dev"},
 	}...)
 	for _, d := range devices {
+		if cfg.Spec.UserNS != nil {
+			// mknod is not for a user namespace: bind the host's node.
+			steps = append(steps, mountStep{Kind: stepBindTree, Source: "/dev/" + d.name, Target: in("/dev/" + d.name), Create: true, Show: "/dev/" + d.name})
+			continue
+		}
 		steps = append(steps, mountStep{Kind: stepMknod, Target: in("/dev/" + d.name), Mode: 0o666, Dev: d.major<<8 | d.minor, Show: "/dev/" + d.name})
 	}
 	steps = append(steps,
@@ -151,7 +159,7 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 	if cfg.NotifyDir != "" {
 		steps = append(steps,
 			mountStep{Kind: stepMkdir, Target: in(NotifyMount), Mode: 0o755, Show: NotifyMount},
-			mountStep{Kind: stepBindTree, Source: cfg.NotifyDir, Target: in(NotifyMount), RO: true, Show: NotifyMount},
+			mountStep{Kind: stepBindTree, Source: cfg.NotifyDir, SourceFD: cfg.NotifyFD, Target: in(NotifyMount), RO: true, Show: NotifyMount},
 		)
 	}
 	for _, m := range cfg.Spec.Mounts {
@@ -172,4 +180,15 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 		}
 	}
 	return steps
+}
+
+// sysStep mounts a fresh sysfs, except for a user-namespaced service on
+// the host's network: sysfs belongs to a network namespace, and that one
+// is not the service's user namespace's to mount, so the host's /sys is
+// bound instead (read-only, as always).
+func sysStep(cfg childConfig, target string) mountStep {
+	if cfg.Spec.UserNS != nil && cfg.Spec.HostNetwork {
+		return mountStep{Kind: stepBindTree, Source: "/sys", Target: target, RO: true, Show: "/sys"}
+	}
+	return mountStep{Kind: stepMount, FSType: "sysfs", Source: "sysfs", Target: target, Flags: msNosuid | msNodev | msNoexec, Show: "/sys"}
 }

@@ -199,8 +199,17 @@ func (p *Process) checkApplied(spec Spec) []string {
 	if err != nil {
 		return nil
 	}
-	out := spec.Security.verify(a, a.UID == 0, lastCap())
+	root := a.UID == 0
 	nss := []string{"pid", "mnt", "uts", "ipc", "cgroup"}
+	if m := spec.UserNS; m != nil {
+		root = a.UID == int(m.HostID) // its root, as the host sees it
+		nss = append(nss, "user")
+		if uid, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid)); !strings.Contains(strings.Join(strings.Fields(string(uid)), " "), fmt.Sprintf("0 %d %d", m.HostID, m.Size)) {
+			out := []string{fmt.Sprintf("uid_map is %q, not 0 %d %d", strings.TrimSpace(string(uid)), m.HostID, m.Size)}
+			return append(out, spec.Security.verify(a, root, lastCap())...)
+		}
+	}
+	out := spec.Security.verify(a, root, lastCap())
 	if !spec.HostNetwork {
 		nss = append(nss, "net")
 	}

@@ -38,6 +38,15 @@ type Spec struct {
 	Limits Limits `json:"limits"`
 	// Security is the sandbox applied just before exec and checked after.
 	Security Security `json:"security"`
+	// UserNS, when set, runs the service in its own user namespace: its
+	// root is HostID on the host, its ids 0..Size-1 are HostID..HostID+Size-1.
+	UserNS *IDMap `json:"userns,omitempty"`
+}
+
+// IDMap maps a container's uids and gids 0..Size-1 to HostID onwards.
+type IDMap struct {
+	HostID uint32 `json:"host_id"`
+	Size   uint32 `json:"size"`
 }
 
 // MountType is the kind of an extra mount.

@@ -167,6 +167,11 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 	if !spec.HostNetwork {
 		flags |= unix.CLONE_NEWNET
 	}
+	if spec.UserNS != nil {
+		// Cloned together, the other namespaces are owned by the new user
+		// namespace: the service's root is root only over its own.
+		flags |= unix.CLONE_NEWUSER
+	}
 	// Setsid: a service is its own session, so a signal to corral's
 	// process group (a terminal's ctrl-C, timeout(1)) does not reach it
 	// behind the supervisor's back.
@@ -175,16 +180,49 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		sys.UseCgroupFD = true
 		sys.CgroupFD = g.FD()
 	}
+	if m := spec.UserNS; m != nil {
+		// The maps must be in place before the child stage's exec: an exec
+		// by an unmapped (so not root) process drops its capabilities in
+		// the new namespace. Go writes them while the child waits.
+		// The child must also become the namespace's root (host uid 0 is
+		// not in the map, so it would be nobody): Go switches credentials
+		// after writing the maps, before the exec.
+		idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostID), Size: int(m.Size)}}
+		sys.UidMappings, sys.GidMappings = idmap, idmap
+		sys.GidMappingsEnableSetgroups = true
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	self := r.Self
 	if self == "" {
 		self = "/proc/self/exe"
+	}
+	files := []uintptr{devnull.Fd(), out.Fd(), out.Fd(), uintptr(fds[1])}
+	notifyFD := -1
+	if o.NotifyDir != "" {
+		// A detached, read-only clone made here: the child only attaches
+		// it (a path it may not walk, a mount it could not clone from
+		// another mount namespace).
+		nfd, err := unix.OpenTree(unix.AT_FDCWD, o.NotifyDir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err == nil {
+			err = unix.MountSetattr(nfd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})
+			if err != nil {
+				unix.Close(nfd)
+			}
+		}
+		if err != nil {
+			unix.Close(fds[1])
+			return p, fmt.Errorf("clone notify directory %s: %w", o.NotifyDir, err)
+		}
+		defer unix.Close(nfd)
+		files = append(files, uintptr(nfd))
+		notifyFD = len(files) - 1
 	}
 	attr := &syscall.ProcAttr{
 		Dir: "/",
 		// GOMAXPROCS=1: the child stage is single-threaded work; fewer
 		// threads means fewer pids charged before the exec.
 		Env:   []string{StageEnv + "=1", "GOMAXPROCS=1"},
-		Files: []uintptr{devnull.Fd(), out.Fd(), out.Fd(), uintptr(fds[1])},
+		Files: files,
 		Sys:   sys,
 	}
 	pid, err := r.Reaper.Start(func() (int, error) {
@@ -208,6 +246,12 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 	if err := g.AddProc(pid); err != nil {
 		return p, err
 	}
+	if m := spec.UserNS; m != nil {
+		// Delegate the cgroup to the container's root.
+		if err := g.Chown(int(m.HostID), int(m.HostID)); err != nil {
+			return p, fmt.Errorf("delegate the cgroup of %s: %w", spec.Name, err)
+		}
+	}
 	if o.Network != nil {
 		nsFD := -1
 		if !spec.HostNetwork {
@@ -225,7 +269,7 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		}
 	}
 
-	cfg := childConfig{Spec: spec, Staging: r.Staging, NotifyDir: o.NotifyDir}
+	cfg := childConfig{Spec: spec, Staging: r.Staging, NotifyDir: o.NotifyDir, NotifyFD: notifyFD}
 	if err := sendMsg(uc, message{Type: msgConfig, Config: &cfg}); err != nil {
 		return p, fmt.Errorf("send config to child stage of %s: %w", spec.Name, err)
 	}

@@ -53,6 +53,11 @@ func securityReport(s *config.Service) ([]exposureItem, float64) {
 		add(true, 0, "capabilities (as %s): %s", c.User, orDefault(strings.Join(sec.Ambient, ", "), "none"))
 	}
 	add(!root, 1, "runs as %s", orDefault(c.User, "root"))
+	if m := c.UserNS; m != nil {
+		add(true, 0, "own user namespace: its root is uid %d on the host (ids %d-%d)", m.HostID, m.HostID, m.HostID+m.Size-1)
+	} else {
+		add(false, 1, "no user namespace: its root is the host's root (user_namespace = false)")
+	}
 	add(c.Limits.MemoryMax > 0, 0.5, "memory limit: %s", limitText(c.Limits.MemoryMax > 0, fmt.Sprintf("%d MiB", c.Limits.MemoryMax>>20)))
 	add(c.Limits.PidsMax > 0, 0.5, "pids limit: %s", limitText(c.Limits.PidsMax > 0, fmt.Sprint(c.Limits.PidsMax)))
 	add(c.Limits.CPU > 0, 0.25, "cpu limit: %s", limitText(c.Limits.CPU > 0, fmt.Sprintf("%g cores", c.Limits.CPU)))

@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/corral-init/corral/container"
 	"github.com/corral-init/corral/internal/testutil"
+	"github.com/corral-init/corral/supervisor/config"
 )
 
 // attempts collects the payload's "ATTEMPT name: result" lines.
@@ -140,5 +142,66 @@ func TestAllowDegradedRunsMarked(t *testing.T) {
 	rep := c.WaitFor(20*time.Second, "lenient running", running("lenient"))
 	if d := testutil.Svc(rep, "lenient").Degraded; len(d) != 1 || !strings.Contains(d[0], "seccomp filter is not installed") {
 		t.Errorf("degraded = %q", d)
+	}
+}
+
+func TestUserNamespacedService(t *testing.T) {
+	t.Parallel()
+	// Its own data: a directory the admin gave to the service's id range
+	// (the block is picked from the name, so the test asks corral check).
+	data := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "root-only")
+	// Bind sources are reached as the service's host uid: the test's own
+	// 0700 temp directory must let it pass (not list).
+	os.Chmod(filepath.Dir(data), 0o711)
+	os.WriteFile(secret, []byte("host root's"), 0o600)
+	body := payloadExec(t, "sdnotify", "+sleep=10ms") + fmt.Sprintf(`[container]
+user_namespace = true
+[network]
+mode = "none"
+[[container.mounts]]
+source = %q
+target = "/mnt"
+read_only = false
+[[container.mounts]]
+source = %q
+target = "/run/secret"
+`, data, secret)
+	dir := writeConfig(t, testNet, map[string]string{"unpriv": body})
+	cfg, err := config.Load(dir)
+	if err != nil || cfg.Service("unpriv") == nil {
+		t.Fatalf("load: %v", err)
+	}
+	base := int(cfg.Service("unpriv").Container.UserNS.HostID)
+	if err := os.Chown(data, base, base); err != nil {
+		t.Fatal(err)
+	}
+	// Now the real run: it writes into its bind and its tmpfs, and a second
+	// one tries to read a file only the host's root may.
+	dir = writeConfig(t, testNet, map[string]string{
+		"unpriv": strings.Replace(body, `"sdnotify", "+sleep=10ms"`, `"write", "/mnt/written", "/tmp/ok"`, 1),
+		"reader": strings.Replace(strings.Replace(body, `"sdnotify", "+sleep=10ms"`, `"cat", "/run/secret"`, 1), "[container]", "restart = \"never\"\n[container]", 1),
+	})
+	c := testutil.StartCorral(t, dir)
+	waitLog(t, c, "unpriv", "write /tmp/ok: ok")
+	waitLog(t, c, "unpriv", "write /mnt/written: ok")
+	waitLog(t, c, "reader", "permission denied")
+	if st, err := os.Stat(filepath.Join(data, "written")); err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(base) {
+		t.Errorf("the file it wrote: %v, owner %v, want uid %d (its root, on the host)", err, st, base)
+	}
+	// A long-running one: root inside, base outside; its cgroup is its own.
+	dir = writeConfig(t, testNet, map[string]string{"unpriv": strings.Replace(body,
+		`"sdnotify", "+sleep=10ms"`, `"ns"`, 1)})
+	c2 := testutil.StartCorral(t, dir)
+	waitLog(t, c2, "unpriv", "uid=0 gid=0")
+	pid := mainHostPid(t, c2, "unpriv")
+	if st := readTrim(t, fmt.Sprintf("/proc/%d/status", pid)); !strings.Contains(st, fmt.Sprintf("Uid:\t%d\t%d", base, base)) {
+		t.Errorf("outside, the service is not uid %d:\n%s", base, st)
+	}
+	for _, root := range testutil.CgroupDirs(c2.Prefix) {
+		st, err := os.Stat(filepath.Join(root, "unpriv"))
+		if err == nil && st.Sys().(*syscall.Stat_t).Uid != uint32(base) {
+			t.Errorf("cgroup %s is not delegated to uid %d", root, base)
+		}
 	}
 }

@@ -15,6 +15,7 @@ func TestSecurityReportExposure(t *testing.T) {
 		User:     "nobody",
 		Limits:   container.Limits{MemoryMax: 16 << 20, PidsMax: 32, CPU: 0.5},
 		Security: container.Security{NoNewPrivs: true, Seccomp: true},
+		UserNS:   &container.IDMap{HostID: 100000, Size: 65536},
 	}, Net: cnet.Spec{Mode: cnet.ModeNone}}
 	loose := &config.Service{Name: "loose", Container: container.Spec{
 		Security: container.Security{AllCaps: true, AllowDegraded: true, Devices: []string{"/dev/mem"}},

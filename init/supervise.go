@@ -182,11 +182,15 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 	}
 
-	if err := os.MkdirAll(flags.stateDir, 0o700); err != nil {
+	// 0711: a user-namespaced service's child stage walks to the staging
+	// directory as an unprivileged host uid; it may not list anything, and
+	// what is in here is protected on its own (svc/ 0700, the socket 0600).
+	if err := os.MkdirAll(flags.stateDir, 0o711); err != nil {
 		log.Error().Err(err).Msg("create state directory")
 	}
 	staging := filepath.Join(flags.stateDir, "staging")
-	if err := os.MkdirAll(staging, 0o700); err != nil {
+	_ = os.Chmod(flags.stateDir, 0o711)
+	if err := os.MkdirAll(staging, 0o711); err != nil {
 		log.Error().Err(err).Msg("create staging directory")
 	}
 

@@ -57,7 +57,14 @@ type containerInstance struct {
 // pipe) and launches one container.
 func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error) {
 	log := r.Log.With().Str("svc", def.Name).Logger()
-	dir := filepath.Join(r.StateDir, "svc", def.Name, "notify")
+	// svc/ is root's alone: a notify socket accepts any sender that can
+	// reach it (a sender that exited counts), so no other host user may.
+	svcDir := filepath.Join(r.StateDir, "svc")
+	if err := os.MkdirAll(svcDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", svcDir, err)
+	}
+	_ = os.Chmod(svcDir, 0o700)
+	dir := filepath.Join(svcDir, def.Name, "notify")
 	sock, err := notify.Listen(dir)
 	if err != nil {
 		return nil, err

@@ -516,6 +516,7 @@ var globalChecks = []func(*globalCheck){
 	checkBoot,
 	checkStorage,
 	checkWatchdog,
+	checkUserns,
 }
 
 type globalCheck struct {
@@ -753,4 +754,16 @@ func (c *serviceCheck) rlimitValue(key string, v any) (uint64, uint64, bool) {
 	}
 	n, ok := one(key, v)
 	return n, n, ok
+}
+
+func checkUserns(c *globalCheck) {
+	u := c.f.Userns
+	switch {
+	case u.FirstID < 1 || u.Size < 1 || u.Slots < 1:
+		c.errorf("userns", "first_id, size and slots must be positive; using the defaults")
+	case u.FirstID+u.Size*u.Slots > 1<<32-2:
+		c.errorf("userns", "first_id + size*slots (%d) is past the largest uid; using the defaults", u.FirstID+u.Size*u.Slots)
+	default:
+		c.g.Userns = Userns{FirstID: uint32(u.FirstID), Size: uint32(u.Size), Slots: uint32(u.Slots)}
+	}
 }

@@ -123,6 +123,13 @@ type Global struct {
 	Storage Storage
 	// Watchdog is the hardware watchdog.
 	Watchdog Watchdog
+	// Userns is the host id pool of user-namespaced services.
+	Userns Userns
+}
+
+// Userns is [userns].
+type Userns struct {
+	FirstID, Size, Slots uint32
 }
 
 // Watchdog is [watchdog]. Device "" = none.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/corral-init/corral/container"
 	cnet "github.com/corral-init/corral/net"
 )
 
@@ -50,6 +52,7 @@ func Load(dir string) (*Config, error) {
 		units = append(units, loadService(name, filepath.Join(sdir, e.Name()), &cfg.Global))
 	}
 	link(units, cfg.Global)
+	assignIDs(units, cfg.Global.Userns)
 
 	for _, u := range units {
 		problems = append(problems, u.errs...)
@@ -76,6 +79,7 @@ func defaultGlobal(file string) Global {
 		Boot:     Boot{FSType: f.Boot.RootFSType, Options: f.Boot.RootOptions, Timeout: time.Duration(f.Boot.RootTimeout)},
 		Storage:  Storage{FSType: f.Storage.DataFSType},
 		Watchdog: Watchdog{Timeout: time.Duration(f.Watchdog.Timeout), BootLimit: f.Watchdog.BootLimit},
+		Userns:   Userns{FirstID: uint32(f.Userns.FirstID), Size: uint32(f.Userns.Size), Slots: uint32(f.Userns.Slots)},
 	}
 }
 
@@ -120,6 +124,7 @@ type unit struct {
 	svc    *Service // nil when the file could not be decoded
 	deps   []dep
 	auto   bool
+	userns bool   // container.user_namespace: gets a block of host ids
 	reason string // why it is disabled; "" while it is enabled
 }
 
@@ -159,7 +164,7 @@ func decodeService(u *unit, text string, g *Global) {
 	for _, check := range serviceChecks {
 		check(c)
 	}
-	u.svc, u.deps, u.auto = c.svc, c.deps, c.auto
+	u.svc, u.deps, u.auto, u.userns = c.svc, c.deps, c.auto, c.f.Container.UserNamespace
 }
 
 // link runs the checks that need every service, then decides which
@@ -317,5 +322,34 @@ func disableDependants(units []*unit, byName map[string]*unit) {
 	}
 	for _, u := range units {
 		resolve(u)
+	}
+}
+
+// assignIDs gives each user-namespaced service its block of host ids: the
+// slot a hash of its name picks, or the next free one (services in name
+// order, so a collision is resolved the same way every time).
+func assignIDs(units []*unit, p Userns) {
+	if p.Slots == 0 || p.Size == 0 {
+		return
+	}
+	taken := map[uint32]string{}
+	for _, u := range units {
+		if u.svc == nil || !u.userns {
+			continue
+		}
+		h := fnv.New32a()
+		h.Write([]byte(u.name))
+		slot := h.Sum32() % p.Slots
+		for i := uint32(0); i < p.Slots; i++ {
+			s := (slot + i) % p.Slots
+			if _, ok := taken[s]; !ok {
+				taken[s] = u.name
+				u.svc.Container.UserNS = &container.IDMap{HostID: p.FirstID + s*p.Size, Size: p.Size}
+				break
+			}
+		}
+		if u.svc.Container.UserNS == nil {
+			u.errorf("container.user_namespace", "no free block of host ids left in [userns] (%d slots)", p.Slots)
+		}
 	}
 }

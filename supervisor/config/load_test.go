@@ -69,6 +69,7 @@ func TestLoadGood(t *testing.T) {
 		Boot:     Boot{Root: "/dev/vda", FSType: "ext4", Options: "ro,noatime", Timeout: 10 * time.Second},
 		Storage:  Storage{Data: "LABEL=data", FSType: "ext4", Var: true},
 		Watchdog: Watchdog{Timeout: 15 * time.Second, BootLimit: 3},
+		Userns:   Userns{FirstID: 100000, Size: 65536, Slots: 1024},
 	}
 	if !reflect.DeepEqual(cfg.Global, wantGlobal) {
 		t.Errorf("Global\n got %+v\nwant %+v", cfg.Global, wantGlobal)
@@ -330,6 +331,7 @@ func TestDefaultGlobal(t *testing.T) {
 		Boot:     Boot{FSType: "ext4", Options: "ro", Timeout: 10 * time.Second},
 		Storage:  Storage{FSType: "ext4"},
 		Watchdog: Watchdog{Timeout: 15 * time.Second, BootLimit: 3},
+		Userns:   Userns{FirstID: 100000, Size: 65536, Slots: 1024},
 	}
 	if got := defaultGlobal("x"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -345,5 +347,35 @@ func TestRestartString(t *testing.T) {
 	var zero Restart
 	if zero != RestartOnFailure {
 		t.Error("the zero Restart is not RestartOnFailure")
+	}
+}
+
+func TestUsernsIDsAreStablePerName(t *testing.T) {
+	write := func(dir string, names ...string) {
+		os.MkdirAll(filepath.Join(dir, "services"), 0o755)
+		for _, n := range names {
+			os.WriteFile(filepath.Join(dir, "services", n+".toml"), []byte("exec = [\"/bin/x\"]\n[container]\nuser_namespace = true\n"), 0o644)
+		}
+	}
+	a, b := t.TempDir(), t.TempDir()
+	write(a, "web", "db")
+	write(b, "web", "db", "aaa", "zzz", "metrics")
+	ca, _ := Load(a)
+	cb, _ := Load(b)
+	for _, n := range []string{"web", "db"} {
+		ia, ib := ca.Service(n).Container.UserNS, cb.Service(n).Container.UserNS
+		if ia == nil || ib == nil || *ia != *ib {
+			t.Errorf("%s: ids %+v then %+v: adding services moved them", n, ia, ib)
+		}
+		if ia != nil && (ia.Size != 65536 || ia.HostID < 100000 || (ia.HostID-100000)%65536 != 0) {
+			t.Errorf("%s: block %+v not aligned in the pool", n, ia)
+		}
+	}
+	seen := map[uint32]string{}
+	for _, s := range cb.Services {
+		if prev, dup := seen[s.Container.UserNS.HostID]; dup {
+			t.Errorf("%s and %s share ids", prev, s.Name)
+		}
+		seen[s.Container.UserNS.HostID] = s.Name
 	}
 }

@@ -46,6 +46,23 @@ type globalFile struct {
 	Storage storageTable `toml:"storage"`
 	// Watchdog is the hardware watchdog.
 	Watchdog watchdogTable `toml:"watchdog"`
+	// Userns is the pool of host ids for user-namespaced services.
+	Userns usernsTable `toml:"userns"`
+}
+
+// usernsTable is [userns] in corral.toml: the host uids and gids given to
+// services with container.user_namespace = true. Service NAME gets the
+// block slot(NAME) of size ids starting at first_id + slot*size, where
+// slot is a hash of the name (probing past a taken one): stable across
+// restarts, reboots and other services coming or going.
+type usernsTable struct {
+	// FirstID is the first host id of the pool. Default 100000.
+	FirstID int64 `toml:"first_id"`
+	// Size is how many ids each service gets (its uids 0..size-1).
+	// Default 65536.
+	Size int64 `toml:"size"`
+	// Slots is how many blocks the pool has. Default 1024.
+	Slots int64 `toml:"slots"`
 }
 
 // watchdogTable is [watchdog] in corral.toml: the machine's hardware
@@ -123,6 +140,7 @@ func defaultGlobalFile() globalFile {
 		Boot:     bootTable{RootFSType: "ext4", RootOptions: "ro", RootTimeout: duration(10 * time.Second)},
 		Storage:  storageTable{DataFSType: "ext4"},
 		Watchdog: watchdogTable{Timeout: duration(15 * time.Second), BootLimit: 3},
+		Userns:   usernsTable{FirstID: 100000, Size: 65536, Slots: 1024},
 	}
 }
 
@@ -282,6 +300,11 @@ type containerTable struct {
 	Init bool `toml:"init"`
 	// Mounts are extra mounts, [[container.mounts]] tables.
 	Mounts []mountTable `toml:"mounts"`
+	// UserNamespace runs the service in its own user namespace: root inside
+	// is an unprivileged uid outside (a range from [userns] in corral.toml,
+	// stable per service name). Files it must write (bind mounts) must
+	// belong to that range. Default false.
+	UserNamespace bool `toml:"user_namespace"`
 	// Devices are host device nodes bound into the container's /dev, e.g.
 	// ["/dev/ttyAMA0"]. The container's /dev otherwise has only null,
 	// zero, full, random, urandom, tty and a private pts. Default none.
