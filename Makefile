@@ -4,6 +4,8 @@
 #   make test       unit tests, config checks, root integration tests
 #   make build      static binaries into build/bin
 #   make lint       gofmt, go vet
+#   make qemu-test  corral as PID 1 of an emulated Raspberry Pi 3 and arm64 virt
+#   make qemu       boot the test image on this terminal (ctrl-a x quits)
 
 GO      ?= go
 BUILD   := build
@@ -14,7 +16,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Packages with root integration tests (-tags integration).
 ROOT_TEST_PKGS := ./init ./container ./net ./internal/testutil
 
-.PHONY: all build demo test test-unit test-root test-buildroot check-examples lint clean
+QEMUFLAGS ?=
+
+.PHONY: all build demo test test-unit test-root test-buildroot check-examples lint clean qemu qemu-test qemu-image
 
 all: build
 
@@ -52,6 +56,17 @@ test-root: build
 		(cd $$p && CORRAL_BIN=$(CURDIR)/$(BIN)/corral CORRAL_PAYLOAD=$(CURDIR)/$(BIN)/corral-payload \
 			$(CURDIR)/$(BUILD)/tests/$$name.test -test.timeout 10m -test.count=1 $(TESTFLAGS)); \
 	done
+
+# The ARM boot test (image/qemu): Debian's arm64 kernel and busybox, our
+# static arm64 binaries, booted under qemu on -M virt and -M raspi3b.
+qemu-image:
+	$(GO) run ./image/qemu build
+
+qemu-test:
+	$(GO) run ./image/qemu test $(QEMUFLAGS)
+
+qemu:
+	$(GO) run ./image/qemu run $(QEMUFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

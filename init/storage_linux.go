@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -123,6 +124,14 @@ func switchRoot(b config.Boot, ls *logSetup) error {
 		}
 	}
 	log.Info().Str("device", dev).Str("root", b.Root).Msg("switching to the root file system")
+	return enterRoot(newRoot, st, ls)
+}
+
+// enterRoot makes newRoot the root: /dev, /proc, /sys and /run move into
+// it, the initramfs is freed, and its /sbin/init is exec'd. It returns only
+// on failure.
+func enterRoot(newRoot string, st unix.Statfs_t, ls *logSetup) error {
+	log := ls.log
 	_ = unix.Unmount("/tmp", unix.MNT_DETACH)
 	for _, d := range []string{"/dev", "/proc", "/sys", "/run"} {
 		if err := unix.Mount(d, newRoot+d, "", unix.MS_MOVE, ""); err != nil {
@@ -141,8 +150,129 @@ func switchRoot(b config.Boot, ls *logSetup) error {
 	}
 	_ = unix.Chdir("/")
 	ls.con.Close() // flush: the exec replaces this process
-	err = syscall.Exec("/sbin/init", os.Args, os.Environ())
+	err := syscall.Exec("/sbin/init", os.Args, os.Environ())
 	return fmt.Errorf("exec the new root's /sbin/init: %w", err)
+}
+
+// onRootfs reports whether / is the kernel's initramfs (rootfs), which
+// pivot_root cannot leave: no container could start.
+func onRootfs() bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fstype := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		left, right, ok := strings.Cut(sc.Text(), " - ")
+		if lf, rf := strings.Fields(left), strings.Fields(right); ok && len(lf) > 4 && len(rf) > 0 && lf[4] == "/" {
+			fstype = rf[0] // the last mount on / is the one in effect
+		}
+	}
+	return fstype == "rootfs"
+}
+
+// leaveRootfs copies the initramfs into a tmpfs and makes that the root,
+// as LinuxKit's init does: containers need a root pivot_root can leave.
+func leaveRootfs(ls *logSetup) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return err
+	}
+	const newRoot = "/newroot"
+	if err := os.MkdirAll(newRoot, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount a tmpfs root: %w", err)
+	}
+	n, err := copyTree("/", newRoot)
+	if err != nil {
+		_ = unix.Unmount(newRoot, unix.MNT_DETACH)
+		return fmt.Errorf("copy the initramfs: %w", err)
+	}
+	ls.log.Info().Int("files", n).Msg("the initramfs is rootfs, which containers cannot pivot out of: copied into a tmpfs root")
+	return enterRoot(newRoot, st, ls)
+}
+
+// copyTree copies the file system at src (one file system: mount points
+// below it stay empty directories) into dst, keeping modes, owners,
+// symlinks and device nodes.
+func copyTree(src, dst string) (int, error) {
+	var root unix.Stat_t
+	if err := unix.Lstat(src, &root); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == src {
+			return nil
+		}
+		var s unix.Stat_t
+		if err := unix.Lstat(p, &s); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if out == dst || strings.HasPrefix(p, dst) {
+			return filepath.SkipDir
+		}
+		mode := s.Mode & 0o7777
+		switch s.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := os.Mkdir(out, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			defer func() { _ = unix.Chmod(out, mode); _ = unix.Lchown(out, int(s.Uid), int(s.Gid)) }()
+			if s.Dev != root.Dev {
+				return filepath.SkipDir // a mount point: moved, not copied
+			}
+		case unix.S_IFLNK:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, out); err != nil {
+				return err
+			}
+		case unix.S_IFREG:
+			if err := copyFile(p, out, os.FileMode(mode)); err != nil {
+				return err
+			}
+		default: // device nodes, fifos, sockets
+			if err := unix.Mknod(out, s.Mode, int(s.Rdev)); err != nil {
+				return err
+			}
+		}
+		_ = unix.Lchown(out, int(s.Uid), int(s.Gid))
+		if s.Mode&unix.S_IFMT != unix.S_IFLNK {
+			_ = unix.Chmod(out, mode)
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // freeInitramfs deletes the initramfs's files (its RAM is not freed

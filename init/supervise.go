@@ -166,6 +166,10 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 			// Returns only if the switch failed: then boot from here.
 			err := switchRoot(cfg.Global.Boot, ls)
 			log.Error().Err(err).Str("root", cfg.Global.Boot.Root).Msg("switch root failed: booting the services of the initramfs")
+		} else if onRootfs() {
+			// Returns only on failure: then containers will not start.
+			err := leaveRootfs(ls)
+			log.Error().Err(err).Msg("cannot leave the initramfs: containers will fail to pivot_root")
 		}
 		mountData(cfg.Global.Storage, log)
 	}
@@ -453,8 +457,13 @@ func waitForShutdown(m mode, log zerolog.Logger, req <-chan string) int {
 // does the rest.
 func finalShutdown(action string, log zerolog.Logger, ls *logSetup) {
 	_ = unix.Kill(-1, unix.SIGTERM)
+	// As PID 1 every process left is a child of ours: ECHILD means none
+	// is. (kill(-1, 0) cannot tell: it succeeds while kernel threads exist.)
 	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && unix.Kill(-1, 0) == nil {
+	for time.Now().Before(deadline) {
+		if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); errors.Is(err, unix.ECHILD) {
+			break
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = unix.Kill(-1, unix.SIGKILL)

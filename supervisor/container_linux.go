@@ -107,10 +107,10 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	case cnet.ModeNone:
 		netHook = func(pid, nsFD int) error { return cnet.LoopbackUp(nsFD) }
 	}
-	timeout := def.StartTimeout
-	if timeout <= 0 || timeout > 30*time.Second {
-		timeout = 30 * time.Second
-	}
+	// The container's setup (clone to exec) has its own bound, apart from
+	// start_timeout (which counts from the exec): generous, because a slow
+	// SD card or an emulated CPU makes it slow, and it is corral's own code.
+	const timeout = 30 * time.Second
 	proc, err := r.Containers.Start(container.StartOptions{
 		Spec:      spec,
 		Output:    pw,

@@ -250,7 +250,11 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 		case EvExec:
 			m.ExecAt = now
 			if p.Notify {
-				return Result{To: Starting, Memo: m, Reason: "exec'd, waiting for READY=1"}, nil
+				// start_timeout counts from the exec: the container's own
+				// setup has its own bound, and a slow machine (or an
+				// emulated one) must not eat the service's time.
+				return Result{To: Starting, Memo: m, Reason: "exec'd, waiting for READY=1",
+					Actions: []Action{{Kind: ActArmTimer, Timer: TimerStart, Delay: p.StartTimeout}}}, nil
 			}
 			return Result{To: Running, Memo: m, Reason: "exec'd", Actions: armWatchdog(p)}, nil
 		case EvReady:
@@ -424,11 +428,7 @@ func launchResult(p Policy, m Memo, now time.Time, reason string) Result {
 	// Launch comes last: it feeds the next event (exec, or setup failed)
 	// straight back into the machine, and that transition's actions must
 	// not be overridden by ones still queued from this one.
-	var acts []Action
-	if p.Notify {
-		acts = append(acts, Action{Kind: ActArmTimer, Timer: TimerStart, Delay: p.StartTimeout})
-	}
-	acts = append(acts, Action{Kind: ActLaunch})
+	acts := []Action{{Kind: ActLaunch}}
 	return Result{To: Starting, Memo: m, Actions: acts, Reason: reason}
 }
 

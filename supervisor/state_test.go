@@ -127,12 +127,12 @@ func TestNotifyWaitsForReady(t *testing.T) {
 	p := basePolicy()
 	p.Notify = true
 	r, _ := Transition(Stopped, ev(EvStart), p, Memo{}, t0, 0)
-	if r.To != Starting || kinds(r.Actions) != "arm-timer(1,3s) launch" {
+	if r.To != Starting || kinds(r.Actions) != "launch" {
 		t.Fatalf("start: %s %q", r.To, kinds(r.Actions))
 	}
 	r, _ = Transition(Starting, ev(EvExec), p, r.Memo, t0, 0)
-	if r.To != Starting || r.Memo.ExecAt != t0 {
-		t.Fatalf("exec of a notify service: %s, ExecAt %v", r.To, r.Memo.ExecAt)
+	if r.To != Starting || r.Memo.ExecAt != t0 || kinds(r.Actions) != "arm-timer(1,3s)" {
+		t.Fatalf("exec of a notify service: %s, ExecAt %v, %q: start_timeout counts from the exec", r.To, r.Memo.ExecAt, kinds(r.Actions))
 	}
 	r2, _ := Transition(Starting, ev(EvReady), p, r.Memo, t0, 0)
 	if r2.To != Running || kinds(r2.Actions) != "cancel-timer" {

@@ -81,9 +81,11 @@ func main() {
 	case "notify":
 		notifyCmd(args)
 	case "reloadable":
-		send("READY=1\nSTATUS=ready")
+		// Handlers first: PID 1 of a namespace that gets SIGHUP before it
+		// has one exits (the Go runtime cannot kill it), however rare.
 		sigc := make(chan os.Signal, 1)
 		signal.Notify(sigc, syscall.SIGHUP, syscall.SIGTERM)
+		send("READY=1\nSTATUS=ready")
 		for n := 1; ; n++ {
 			if <-sigc == syscall.SIGTERM {
 				os.Exit(0)
@@ -116,6 +118,9 @@ func main() {
 		fmt.Println("payload: allocated everything", len(keep))
 		sleepOrTerm("1h")
 	case "forkbomb":
+		// The signal handler's thread must exist before the pids run out.
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, syscall.SIGTERM)
 		n := 0
 		var last error
 		for i := 0; i < 100000; i++ {
@@ -127,7 +132,8 @@ func main() {
 			n++
 		}
 		fmt.Printf("payload: forked %d children, then: %v\n", n, last)
-		sleepOrTerm("1h")
+		<-sigc
+		os.Exit(0)
 	case "setsid-child":
 		c := exec.Command("/proc/self/exe", "sleep", "1h")
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

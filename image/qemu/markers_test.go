@@ -1,0 +1,300 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		text  string
+		json  bool
+		ktime float64
+		msg   string
+	}{
+		{name: "kernel", text: "[    1.498123] Run /init as init process\r\n", ktime: 1.498123},
+		{name: "corral", text: `{"level":"info","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}` + "\r\n", json: true, ktime: -1, msg: "corral v1 starting (machine mode)"},
+		{name: "kernel line cut into a JSON line", text: `[    4.5] corral0: port 1 entered blocking state{"level":"info","svc":"web","message":"x"}`, json: true, ktime: 4.5, msg: "x"},
+		{name: "broken JSON", text: `{"level":"info","svc":"we`, ktime: -1},
+		{name: "busybox", text: "SELFTEST: run init.test", ktime: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := parseLine(time.Second, tt.text)
+			if (l.JSON != nil) != tt.json || l.KTime != tt.ktime || l.str("message") != tt.msg {
+				t.Errorf("got json=%v ktime=%v msg=%q, want json=%v ktime=%v msg=%q", l.JSON != nil, l.KTime, l.str("message"), tt.json, tt.ktime, tt.msg)
+			}
+			if strings.ContainsAny(l.Text, "\r\n") {
+				t.Errorf("line end kept: %q", l.Text)
+			}
+		})
+	}
+}
+
+// logOf turns text lines into console lines 100 ms apart.
+func logOf(lines ...string) []Line {
+	out := make([]Line, len(lines))
+	for i, s := range lines {
+		out[i] = parseLine(time.Duration(i+1)*100*time.Millisecond, s)
+	}
+	return out
+}
+
+func TestMatchers(t *testing.T) {
+	l := parseLine(0, `{"mode":"machine","pid":1,"output":true,"controllers":["cpuset","cpu","memory","pids"],"message":"cgroups v2"}`)
+	for _, tt := range []struct {
+		m    matcher
+		want bool
+	}{
+		{eq("pid", 1), true},
+		{eq("pid", 2), false},
+		{eq("output", true), true},
+		{eq("mode", "machine"), true},
+		{eq("nosuch", ""), false},
+		{has("message", "groups"), true},
+		{has("pid", "1"), false}, // not a string
+		{includes("controllers", "memory", "cpu", "pids"), true},
+		{includes("controllers", "io"), false},
+		{includes("message", "x"), false},
+		{present("mode"), true},
+		{present("file"), false},
+	} {
+		v, ok := l.JSON[tt.m.key]
+		if got := tt.m.ok(v, ok); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.m.desc, got, tt.want)
+		}
+	}
+}
+
+func TestEvaluateOrderAndAfter(t *testing.T) {
+	lines := logOf(
+		`{"message":"bye"}`,
+		`[    9.1] reboot: Power down`,
+		`{"message":"shutting down"}`,
+		`{"message":"bye"}`,
+	)
+	ms := []marker{
+		{Name: "power down too early", After: "shutdown", Plain: "reboot: Power down"},
+		{Name: "shutdown", JSON: []matcher{eq("message", "shutting down")}},
+		{Name: "bye", After: "shutdown", JSON: []matcher{eq("message", "bye")}},
+		{Name: "power down", After: "bye", Plain: "reboot: Power down"},
+		{Name: "only on raspi3b", On: []string{"raspi3b"}, Plain: "nothing"},
+	}
+	res := evaluate(ms, lines, "virt")
+	if len(res) != 4 {
+		t.Fatalf("%d results, want 4 (the raspi3b row does not apply)", len(res))
+	}
+	want := []struct {
+		ok   bool
+		line int
+	}{{false, -1}, {true, 2}, {true, 3}, {false, -1}}
+	for i, w := range want {
+		if res[i].OK != w.ok || res[i].Line != w.line {
+			t.Errorf("%s: ok=%v line=%d (%s), want ok=%v line=%d", res[i].Marker.Name, res[i].OK, res[i].Line, res[i].Err, w.ok, w.line)
+		}
+	}
+	if !strings.Contains(res[0].Err, `needs "shutdown" first`) {
+		t.Errorf("err = %q", res[0].Err)
+	}
+	if res[2].At != 400*time.Millisecond {
+		t.Errorf("bye at %v, want 400ms", res[2].At)
+	}
+}
+
+func TestForkedFewer(t *testing.T) {
+	check := forkedFewer(32)
+	for msg, wantErr := range map[string]bool{
+		"payload: forked 14 children, then: resource temporarily unavailable": false,
+		"payload: forked 32 children, then: x":                                true,
+		"payload: forked many":                                                true,
+	} {
+		l := parseLine(0, fmt.Sprintf(`{"svc":"forkbomb","output":true,"message":%q}`, msg))
+		if _, err := check(l); (err != nil) != wantErr {
+			t.Errorf("%q: err = %v, want error %v", msg, err, wantErr)
+		}
+	}
+}
+
+func tr(svc, from, to string) string {
+	return fmt.Sprintf(`{"svc":%q,"from":%q,"to":%q,"event":"x","message":"%s: x"}`, svc, from, to, to)
+}
+
+func TestAllStopped(t *testing.T) {
+	base := []string{
+		tr("hello", "starting", "running"),
+		tr("web", "starting", "running"),
+		tr("flaky", "running", "backoff"),
+		tr("check", "running", "done"),
+		`{"message":"shutting down: stopping services in reverse dependency order"}`,
+		tr("web", "running", "stopping"),
+	}
+	ok := logOf(append(base, tr("web", "stopping", "stopped"), tr("hello", "running", "stopped"))...)
+	if i, detail, err := allStopped(ok, 5); err != nil || i != 7 || detail != "hello web" {
+		t.Errorf("got %d %q %v, want 7 \"hello web\" nil", i, detail, err)
+	}
+	bad := logOf(base...)
+	_, _, err := allStopped(bad, 5)
+	if err == nil || !strings.Contains(err.Error(), "hello (no transition)") || !strings.Contains(err.Error(), "web (stopping)") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestReachedTwice(t *testing.T) {
+	lines := logOf(tr("hello", "starting", "running"), tr("hello", "running", "starting"), tr("web", "starting", "running"))
+	if _, _, err := reachedTwice("hello", "running")(lines, 0); err == nil {
+		t.Error("once counted as twice")
+	}
+	lines = append(lines, logOf(tr("hello", "starting", "running"))...)
+	if i, _, err := reachedTwice("hello", "running")(lines, 0); err != nil || i != 3 {
+		t.Errorf("got %d %v", i, err)
+	}
+}
+
+func TestNoSkips(t *testing.T) {
+	lines := logOf(
+		"=== RUN   TestExtSuperblock",
+		"    storage_test.go:29: no mkfs.ext4",
+		"--- SKIP: TestExtSuperblock (0.00s)",
+		"--- PASS: TestX (1.00s)",
+	)
+	if _, detail, err := noSkips(lines, 0); err != nil || !strings.Contains(detail, "TestExtSuperblock (no mkfs.ext4)") {
+		t.Errorf("allowed skip: %q %v", detail, err)
+	}
+	// Parallel tests: the message follows the test's "=== CONT" header,
+	// its "--- SKIP" comes after other tests' lines.
+	par := logOf(
+		"=== CONT  TestLibsystemd",
+		"    notify_integration_test.go:94: no C compiler",
+		"=== CONT  TestOther",
+		"    other_test.go:1: some other message",
+		"--- PASS: TestOther (1.00s)",
+		"--- SKIP: TestLibsystemd (0.01s)",
+	)
+	if _, detail, err := noSkips(par, 0); err != nil || !strings.Contains(detail, "TestLibsystemd (no C compiler)") {
+		t.Errorf("parallel skip: %q %v", detail, err)
+	}
+	for _, extra := range [][]string{
+		{"        cgroup_test.go:12: memory controller missing", "    --- SKIP: TestCgroupV2/memory (0.00s)"},
+		{"--- SKIP: TestNoReason (0.00s)"},
+	} {
+		more := append(append([]Line{}, lines...), logOf(extra...)...)
+		if _, _, err := noSkips(more, 0); err == nil {
+			t.Errorf("%q: accepted", extra)
+		}
+	}
+}
+
+// goodBoot is what a passing virt boot prints, in short.
+func goodBoot() []string {
+	return []string{
+		"[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]",
+		"[    1.400000] Run /init as init process",
+		`{"level":"info","version":"v1","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}`,
+		`{"level":"error","file":"/etc/corral/services/broken.toml","line":8,"key":"restrat","message":"unknown key"}`,
+		`{"level":"info","modules":["veth","llc","stp","bridge"],"message":"loaded kernel modules"}`,
+		`{"level":"info","version":"v2","controllers":["cpu","io","memory","pids"],"message":"cgroups v2"}`,
+		tr("hog", "starting", "running"),
+		`{"level":"warn","svc":"hog","from":"running","to":"backoff","event":"exited","message":"backoff: oom-killed; restarting in 2s"}`,
+		tr("flaky", "starting", "running"),
+		tr("flaky", "running", "backoff"),
+		tr("flaky", "backoff", "starting"),
+		tr("flaky", "starting", "running"),
+		tr("forkbomb", "starting", "running"),
+		`{"svc":"forkbomb","output":true,"message":"payload: forked 14 children, then: resource temporarily unavailable"}`,
+		`{"svc":"hello","from":"starting","to":"running","event":"ready","message":"running: READY=1"}`,
+		tr("web", "starting", "running"),
+		tr("check", "starting", "running"),
+		`{"svc":"check","output":true,"message":"check: web page fetched across the bridge"}`,
+		tr("check", "running", "done"),
+		tr("qemu-check", "starting", "running"),
+		`{"svc":"hello","from":"running","to":"starting","event":"exited","message":"starting: killed by SIGKILL"}`,
+		`{"svc":"hello","from":"starting","to":"running","event":"ready","message":"running: READY=1"}`,
+		`{"svc":"qemu-check","output":true,"message":"QEMU-CHECK: kill ok: hello restarts 0 -> 1"}`,
+		`{"svc":"qemu-check","output":true,"message":"QEMU-CHECK: PASS"}`,
+		`{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`,
+		tr("qemu-check", "running", "done"),
+		tr("web", "running", "stopped"),
+		tr("hello", "running", "stopped"),
+		tr("flaky", "running", "stopped"),
+		tr("forkbomb", "running", "stopped"),
+		`{"level":"info","count":5,"read_only":0,"message":"unmounted filesystems"}`,
+		`{"level":"info","action":"poweroff","message":"bye"}`,
+		"[   11.800000] reboot: Power down",
+	}
+}
+
+var testServices = []svcInfo{
+	{Name: "check"}, {Name: "flaky"}, {Name: "forkbomb"}, {Name: "hello", Notify: true},
+	{Name: "hog"}, {Name: "qemu-check"}, {Name: "web"},
+}
+
+func TestBootMarkersOnAGoodBoot(t *testing.T) {
+	res := evaluate(bootMarkers(testServices), logOf(goodBoot()...), "virt")
+	for _, r := range res {
+		if !r.OK {
+			t.Errorf("%s: %s", r.Marker.Name, r.Err)
+		}
+	}
+	// raspi3b restarts instead.
+	lines := goodBoot()
+	lines[len(lines)-1] = "[   11.8] reboot: Restarting system"
+	for _, r := range evaluate(bootMarkers(testServices), logOf(lines...), "raspi3b") {
+		if !r.OK {
+			t.Errorf("raspi3b: %s: %s", r.Marker.Name, r.Err)
+		}
+	}
+}
+
+func TestBootMarkersCatchFailures(t *testing.T) {
+	drop := map[string]string{
+		`"message":"cgroups v2"`:                        "cgroup v2 with the memory, cpu and pids controllers",
+		"web page fetched":                              "check fetched web's page across the bridge",
+		`"to":"backoff","event":"exi`:                   "hog was oom-killed under its memory limit",
+		"unmounted filesystems":                         "file systems unmounted",
+		`"svc":"hello","from":"running","to":"stopped"`: "every running service stopped",
+		"reboot: Power down":                            "the kernel powered down",
+	}
+	for text, marker := range drop {
+		var lines []string
+		for _, l := range goodBoot() {
+			if !strings.Contains(l, text) {
+				lines = append(lines, l)
+			}
+		}
+		var failed []string
+		for _, r := range evaluate(bootMarkers(testServices), logOf(lines...), "virt") {
+			if !r.OK {
+				failed = append(failed, r.Marker.Name)
+			}
+		}
+		if !contains(failed, marker) {
+			t.Errorf("without %q: failed %q, want %q among them", text, failed, marker)
+		}
+	}
+}
+
+func TestSelftestMarkers(t *testing.T) {
+	lines := logOf(
+		"[    0.000000] Booting Linux on physical CPU 0x0",
+		"[    1.5] Run /selftest as init process",
+		"SELFTEST: cgroup2: controllers [cpuset cpu io memory hugetlb pids rdma misc], enabled [cpu io memory pids]",
+		"SELFTEST: loaded 5 modules: bcm2835_wdt bridge llc stp veth",
+		"--- PASS: TestBridge (1.00s)",
+		"    storage_test.go:29: no mkfs.ext4",
+		"--- SKIP: TestExtSuperblock (0.00s)",
+		"SELFTEST PASS",
+		"[   60.6] reboot: Power down",
+	)
+	for _, r := range evaluate(selftestMarkers(), lines, bootSelftest) {
+		if !r.OK {
+			t.Errorf("%s: %s", r.Marker.Name, r.Err)
+		}
+	}
+	pass, fail, skip, _ := testSummary(lines)
+	if pass != 1 || fail != 0 || skip != 1 {
+		t.Errorf("summary %d/%d/%d", pass, fail, skip)
+	}
+}
