@@ -73,6 +73,9 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	@if command -v shellcheck >/dev/null; then \
+		shellcheck scripts/*.sh .ci/run && shellcheck -s sh image/qemu/guest/selftest image/qemu/guest/tmpfs-root image/qemu/guest/qemu-check.sh; \
+	else echo "*** shellcheck not installed: shell scripts not checked" >&2; fi
 
 clean:
 	rm -rf $(BUILD)

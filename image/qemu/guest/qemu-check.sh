@@ -57,7 +57,7 @@ say "start: machine ${machine:-interactive}, kernel $(uname -r), $(nproc) CPUs, 
 wait_for "API answers" api_up
 wait_for "hello running" state_is hello running
 wait_for "web running" state_is web running
-wait_for "check done" state_is check done
+wait_for "check done" state_is check "done"
 wait_for "hog oom-killed" oom_killed
 wait_for "flaky restarted" restarts_over flaky 0
 if wait_for "forkbomb reported" forkbomb_said; then
