@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -413,6 +414,7 @@ var forwarded = []os.Signal{
 // signals to it, reap every child, and when the service exits report its
 // real wait status and exit.
 func runInit(spec Spec, env []string) {
+	debug.SetGCPercent(100) // it stays: GOGC=off was for the short-lived stage
 	sigc := make(chan os.Signal, 64)
 	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
 	cwd, _ := os.Getwd()

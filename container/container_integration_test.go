@@ -27,7 +27,7 @@ type env struct {
 	prefix  string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	testutil.RequireRoot(t)
 	corral, payload := testutil.Binaries(t)
 	prefix := fmt.Sprintf("corral-ctest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)

@@ -271,7 +271,12 @@ func (i *containerInstance) Memory() (int64, error) { return i.proc.Group.Memory
 func (i *containerInstance) Degraded() []string     { return i.proc.Degraded }
 
 func (i *containerInstance) Cleanup() {
-	_ = i.proc.Kill() // anything left in the cgroup (there should be nothing)
+	// Anything left in the cgroup? Normally nothing: the namespace's init
+	// took its pid namespace with it. Killing an empty group (freezing it,
+	// on v1) would only cost time on the restart path.
+	if procs, err := i.proc.Group.Procs(); err != nil || len(procs) > 0 {
+		_ = i.proc.Kill()
+	}
 	_ = i.proc.Cleanup()
 	_ = i.sock.Close()
 	_ = os.Remove(i.dir)
