@@ -6,6 +6,7 @@
 #   make lint       gofmt, go vet
 #   make qemu-test  corral as PID 1 of an emulated Raspberry Pi 3 and arm64 virt
 #   make qemu       boot the test image on this terminal (ctrl-a x quits)
+#   make bench      corral next to crun, runc, s6, runit: bench/results.md
 
 GO      ?= go
 BUILD   := build
@@ -18,7 +19,7 @@ ROOT_TEST_PKGS := ./init ./container ./net ./internal/testutil
 
 QEMUFLAGS ?=
 
-.PHONY: all build demo test test-unit test-root test-buildroot check-examples lint clean qemu qemu-test qemu-image
+.PHONY: bench all build demo test test-unit test-root test-buildroot check-examples lint clean qemu qemu-test qemu-image
 
 all: build
 
@@ -67,6 +68,18 @@ qemu-test:
 
 qemu:
 	$(GO) run ./image/qemu run $(QEMUFLAGS)
+
+# Benchmarks (root): one table of medians and same-run ratios, written to
+# bench/results.md. BENCH_QUICK=1 for fewer rounds, BENCH_ONLY=restart,idle
+# for some. A private mount namespace, because crun refuses this host's
+# hybrid cgroup layout unless cgroup2's mount is out of its sight.
+bench: build
+	@mkdir -p $(BUILD)/tests
+	$(GO) test -c -tags integration -o $(BUILD)/tests/net_bench.test ./net
+	$(GO) test -c -tags bench -o $(BUILD)/tests/bench.test ./bench
+	cd bench && unshare --mount --propagation private env CORRAL_BIN=$(CURDIR)/$(BIN)/corral \
+		CORRAL_PAYLOAD=$(CURDIR)/$(BIN)/corral-payload BENCH_NET_TEST=$(CURDIR)/$(BUILD)/tests/net_bench.test \
+		BENCH_OUT=$(CURDIR)/bench/results.md $(CURDIR)/$(BUILD)/tests/bench.test -test.run TestBench -test.v -test.timeout 20m
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -25,4 +25,3 @@ func BenchmarkStartTrue(b *testing.B) {
 		p.Cleanup()
 	}
 }
-

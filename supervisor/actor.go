@@ -123,7 +123,7 @@ func newActor(def *config.Service, rt Runtime, clock Clock, log zerolog.Logger, 
 		rt:      rt,
 		clock:   clock,
 		log:     log.With().Str("svc", def.Name).Logger(),
-		inbox:   make(chan actorMsg, 64),
+		inbox:   make(chan actorMsg, 16), // exits block (on their own goroutine), notify overflow is counted
 		logs:    logring.New(1000, 256<<10),
 		output:  output,
 		changed: changed,

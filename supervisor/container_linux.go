@@ -34,7 +34,16 @@ type ContainerRuntime struct {
 	// (the data partition).
 	Hide []string
 	Log  zerolog.Logger
+
+	launchOnce sync.Once
+	launching  chan struct{}
 }
+
+// maxLaunches bounds the containers being set up at once. A boot starts
+// everything together; each setup blocks in syscalls (fork and exec, cgroup
+// writes), and every blocked one costs Go a thread, kept for good: a
+// hundred at once left corral with 40 threads (about 2 MB) for nothing.
+const maxLaunches = 4
 
 // NotifySocketInContainer is NOTIFY_SOCKET as the service sees it.
 var NotifySocketInContainer = filepath.Join(container.NotifyMount, notify.SocketName)
@@ -111,6 +120,8 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	// start_timeout (which counts from the exec): generous, because a slow
 	// SD card or an emulated CPU makes it slow, and it is corral's own code.
 	const timeout = 30 * time.Second
+	r.launchOnce.Do(func() { r.launching = make(chan struct{}, maxLaunches) })
+	r.launching <- struct{}{}
 	proc, err := r.Containers.Start(container.StartOptions{
 		Spec:      spec,
 		Output:    pw,
@@ -119,6 +130,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		Timeout:   timeout,
 		OnExit:    h.OnExit,
 	})
+	<-r.launching
 	pw.Close()
 	if err != nil {
 		pr.Close()

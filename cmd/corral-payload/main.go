@@ -27,6 +27,7 @@
 //	spin                      burn CPU forever
 //	write PATH...             try to create each file, print the result
 //	cat PATH                  print a file
+//	stamp FILE                write CLOCK_MONOTONIC (ns) to FILE, then sleep: restart latency
 //	escape                    try to break out of the sandbox; one "ATTEMPT name: result" line each
 package main
 
@@ -159,6 +160,13 @@ func main() {
 	case "escape":
 		escape()
 		sleepOrTerm(arg(args, 0, "1h"))
+	case "stamp":
+		var ts unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		if err := os.WriteFile(arg(args, 0, "/tmp/stamp"), []byte(strconv.FormatInt(ts.Nano(), 10)), 0o644); err != nil {
+			fail(err.Error())
+		}
+		sleepOrTerm("1h")
 	case "cat":
 		b, err := os.ReadFile(arg(args, 0, "/dev/null"))
 		if err != nil {

@@ -19,10 +19,13 @@ type Line struct {
 	Partial bool `json:"partial,omitempty"`
 }
 
-// Ring keeps the newest lines within a line and a byte budget.
+// Ring keeps the newest lines within a line and a byte budget. Its slots
+// grow as lines come, up to maxLines: a quiet service costs next to
+// nothing (a hundred services with full-size rings would cost megabytes).
 type Ring struct {
 	mu       sync.Mutex
 	lines    []Line
+	maxLines int
 	head     int // index of the oldest line
 	n        int
 	bytes    int
@@ -36,13 +39,16 @@ func New(maxLines, maxBytes int) *Ring {
 	if maxLines < 1 {
 		maxLines = 1
 	}
-	return &Ring{lines: make([]Line, maxLines), maxBytes: maxBytes}
+	return &Ring{maxLines: maxLines, maxBytes: maxBytes}
 }
 
 // Add appends a line, evicting the oldest ones if needed.
 func (r *Ring) Add(t time.Time, text string, partial bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.n == len(r.lines) && len(r.lines) < r.maxLines {
+		r.grow()
+	}
 	for r.n > 0 && (r.n == len(r.lines) || r.bytes+len(text) > r.maxBytes) {
 		r.bytes -= len(r.lines[r.head].Text)
 		r.lines[r.head] = Line{}
@@ -85,4 +91,14 @@ func (r *Ring) Evicted() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.dropped
+}
+
+// grow doubles the slots (up to maxLines), keeping the order.
+func (r *Ring) grow() {
+	size := min(max(2*len(r.lines), 16), r.maxLines)
+	lines := make([]Line, size)
+	for i := 0; i < r.n; i++ {
+		lines[i] = r.lines[(r.head+i)%len(r.lines)]
+	}
+	r.lines, r.head = lines, 0
 }

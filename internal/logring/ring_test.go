@@ -47,3 +47,17 @@ func TestRingByteBudget(t *testing.T) {
 		t.Errorf("got %+v, want the one oversized partial line", got)
 	}
 }
+
+func TestRingGrowsKeepingOrder(t *testing.T) {
+	r := New(100, 1<<20)
+	if cap(r.lines) != 0 {
+		t.Errorf("a new ring holds %d slots, want none until lines come", cap(r.lines))
+	}
+	for i := 1; i <= 150; i++ {
+		r.Add(time.Time{}, fmt.Sprint(i), false)
+	}
+	got := texts(r.Tail(0))
+	if len(got) != 100 || got[0] != "51" || got[99] != "150" || len(r.lines) != 100 {
+		t.Errorf("got %d lines %v..%v in %d slots", len(got), got[0], got[len(got)-1], len(r.lines))
+	}
+}
