@@ -1,6 +1,9 @@
 package net
 
-import "net/netip"
+import (
+	"net/netip"
+	"strconv"
+)
 
 // Mode is how a service is networked.
 type Mode uint8
@@ -47,6 +50,59 @@ type Spec struct {
 	// Address is the service's IPv4 address on the bridge (bridge mode
 	// only). Config fills it in, from the file or from the pool.
 	Address netip.Addr
+	// Ports are published on the appliance: traffic to one of its own
+	// addresses on Port.Host is forwarded to Address on Port.Container
+	// (bridge mode only).
+	Ports []Port
+	// AllowFrom names services that may open connections to this one, on
+	// top of the default policy (a service may connect to the services it
+	// requires or starts after). Bridge mode only.
+	AllowFrom []string
+	// Isolated cuts the service off everything beyond the bridge: no NAT,
+	// no port forwards, not the supervisor's addresses. Bridge mode only.
+	Isolated bool
+}
+
+// Proto is the transport protocol of a port forward.
+type Proto uint8
+
+// The protocols a port can be forwarded for.
+const (
+	TCP Proto = iota
+	UDP
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return "unknown"
+}
+
+// ParseProto reads "tcp" or "udp".
+func ParseProto(s string) (Proto, bool) {
+	switch s {
+	case "tcp":
+		return TCP, true
+	case "udp":
+		return UDP, true
+	}
+	return 0, false
+}
+
+// Port is one published port: Host on the appliance, forwarded to
+// Container on the service's address.
+type Port struct {
+	Host, Container uint16
+	Proto           Proto
+}
+
+// String is the service file's form, "8080:80/tcp".
+func (p Port) String() string {
+	return strconv.Itoa(int(p.Host)) + ":" + strconv.Itoa(int(p.Container)) + "/" + p.Proto.String()
 }
 
 // BridgeConfig is the supervisor-wide bridge network.

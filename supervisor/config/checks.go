@@ -47,7 +47,15 @@ type serviceCheck struct {
 	svc    *Service
 	global *Global
 	deps   []dep // valid requires and after entries, for link
-	auto   bool  // bridged with address "auto", for link
+	allow  []dep // valid network.allow_from entries, for link
+	ports  []port
+	auto   bool // bridged with address "auto", for link
+}
+
+// port is one valid network.ports entry, for the conflict check in link.
+type port struct {
+	key string // e.g. "network.ports[1]"
+	cnet.Port
 }
 
 // dep is one entry of requires or after.
@@ -458,6 +466,7 @@ func checkNetwork(c *serviceCheck) {
 	}
 	c.svc.Net.Mode = mode
 	c.svc.Container.HostNetwork = mode == cnet.ModeHost
+	checkPolicy(c, mode)
 	switch {
 	case n.Address == nil || *n.Address == "auto" && mode == cnet.ModeBridge:
 		c.auto = mode == cnet.ModeBridge
@@ -475,6 +484,89 @@ func checkNetwork(c *serviceCheck) {
 		}
 		c.svc.Net.Address = addr
 	}
+}
+
+// checkPolicy checks the bridge-only keys: ports, allow_from, isolated.
+func checkPolicy(c *serviceCheck, mode cnet.Mode) {
+	n := c.f.Network
+	if mode != cnet.ModeBridge {
+		for _, k := range []struct {
+			key, what string
+			set       bool
+		}{
+			{"network.ports", "can publish ports", len(n.Ports) > 0},
+			{"network.allow_from", "takes connections from other services", len(n.AllowFrom) > 0},
+			{"network.isolated", "can be isolated", n.Isolated},
+		} {
+			if k.set {
+				c.errorf(k.key, "only a bridged service %s (this one's mode is %q)", k.what, n.Mode)
+			}
+		}
+		return
+	}
+	c.svc.Net.Isolated = n.Isolated
+	seen := map[string]string{} // "8080/tcp" -> key that published it
+	for i, s := range n.Ports {
+		key := indexKey("network.ports", i)
+		p, err := parsePort(s)
+		if err != nil {
+			c.errorf(key, "%v", err)
+			continue
+		}
+		hp := fmt.Sprintf("%d/%s", p.Host, p.Proto)
+		if other := seen[hp]; other != "" {
+			c.errorf(key, "host port %s is already published by %s", hp, other)
+			continue
+		}
+		seen[hp] = key
+		c.ports = append(c.ports, port{key: key, Port: p})
+		c.svc.Net.Ports = append(c.svc.Net.Ports, p)
+	}
+	if n.Isolated && len(n.Ports) > 0 {
+		c.errorf("network.isolated", "an isolated service cannot publish ports (network.ports): isolated cuts it off the outside")
+	}
+	for i, name := range n.AllowFrom {
+		k := indexKey("network.allow_from", i)
+		switch {
+		case !nameRE.MatchString(name):
+			c.errorf(k, "invalid service name %q (%s)", name, nameRule)
+		case name == c.svc.Name:
+			c.errorf(k, "a service can always reach itself")
+		case slices.Contains(c.svc.Net.AllowFrom, name):
+			c.errorf(k, "%q is listed twice", name)
+		default:
+			c.svc.Net.AllowFrom = append(c.svc.Net.AllowFrom, name)
+			c.allow = append(c.allow, dep{key: k, name: name})
+		}
+	}
+}
+
+// parsePort reads one network.ports entry: "HOST:CONTAINER[/PROTO]".
+func parsePort(s string) (cnet.Port, error) {
+	const use = `use "HOST:CONTAINER" or "HOST:CONTAINER/PROTO" with PROTO tcp or udp, e.g. "8080:80/tcp"`
+	ports, proto, hasProto := strings.Cut(s, "/")
+	p := cnet.Port{Proto: cnet.TCP}
+	if hasProto {
+		var ok bool
+		if p.Proto, ok = cnet.ParseProto(proto); !ok {
+			return p, fmt.Errorf("invalid port forward %q: unknown protocol %q (%s)", s, proto, use)
+		}
+	}
+	host, ctr, ok := strings.Cut(ports, ":")
+	if !ok {
+		return p, fmt.Errorf("invalid port forward %q (%s)", s, use)
+	}
+	for _, f := range []struct {
+		text string
+		out  *uint16
+	}{{host, &p.Host}, {ctr, &p.Container}} {
+		n, err := strconv.ParseUint(f.text, 10, 16)
+		if err != nil || n == 0 || f.text != strconv.FormatUint(n, 10) {
+			return p, fmt.Errorf("invalid port forward %q: %q is not a port from 1 to 65535 (%s)", s, f.text, use)
+		}
+		*f.out = uint16(n)
+	}
+	return p, nil
 }
 
 // staticProblem says why addr cannot be a service's static address on the
@@ -512,6 +604,7 @@ var globalChecks = []func(*globalCheck){
 	checkModules,
 	checkBridge,
 	checkSubnet,
+	checkDNS,
 	checkLog,
 	checkBoot,
 	checkStorage,
@@ -574,6 +667,27 @@ func checkSubnet(c *globalCheck) {
 		c.fallback(key, def, "%s is not a network address (did you mean %q?)", s, p.Masked().String())
 	default:
 		c.g.Network.Subnet = p
+	}
+}
+
+// maxNameservers is how many nameservers a resolver reads (glibc's and
+// musl's MAXNS).
+const maxNameservers = 3
+
+func checkDNS(c *globalCheck) {
+	for i, s := range c.f.Network.DNS {
+		key := indexKey("network.dns", i)
+		addr, err := netip.ParseAddr(s)
+		switch {
+		case err != nil || addr.Zone() != "":
+			c.errorf(key, `invalid nameserver %q (use an IPv4 or IPv6 address such as "1.1.1.1"); not using it`, s)
+		case slices.Contains(c.g.DNS, addr.Unmap()):
+			c.errorf(key, "%q is listed twice", s)
+		case len(c.g.DNS) == maxNameservers:
+			c.errorf(key, "a resolver reads at most %d nameservers; not using %s", maxNameservers, s)
+		default:
+			c.g.DNS = append(c.g.DNS, addr.Unmap())
+		}
 	}
 }
 

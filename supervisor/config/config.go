@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -93,7 +94,8 @@ type Service struct {
 	// Group, Hostname, Rootfs, Mounts, Init, HostNetwork and Limits.
 	Container container.Spec
 	// Net is the network mode and, in bridge mode, the address (static or
-	// allocated from the pool); the address is zero for host and none.
+	// allocated from the pool), the published ports and the policy keys;
+	// all but the mode are zero for host and none.
 	Net cnet.Spec
 }
 
@@ -113,6 +115,9 @@ type Global struct {
 	Hostname string
 	// Network is the bridge every bridged service is attached to.
 	Network cnet.BridgeConfig
+	// DNS are the nameservers for every container's /etc/resolv.conf;
+	// none means the supervisor's own resolv.conf.
+	DNS []netip.Addr
 	// Log configures the supervisor's own logging.
 	Log LogConfig
 	// Modules are kernel modules to load at boot, in order.

@@ -59,7 +59,8 @@
 //
 //	hostname = "corral"
 //	modules  = []
-//	[network] bridge = "corral0", subnet = "10.88.0.0/24"
+//	[network] bridge = "corral0", subnet = "10.88.0.0/24", dns = [] (the
+//	          supervisor's /etc/resolv.conf)
 //	[log]     level = "info", format = "auto"
 //
 // A service file:
@@ -71,7 +72,8 @@
 //	stop_timeout = "10s", notify = false, start_timeout = "30s",
 //	no limits, container.rootfs = "" (the supervisor's root, read-only),
 //	container.hostname = NAME, container.init = false, no extra mounts,
-//	network.mode = "bridge", network.address = "auto"
+//	network.mode = "bridge", network.address = "auto", network.ports = [],
+//	network.allow_from = [], network.isolated = false
 //
 // The environment is PATH=DefaultPath (unless env sets PATH) followed by
 // env, sorted by name. start_limit_burst is 0 because an unattended device
@@ -92,7 +94,22 @@
 // In bridge mode a service gets a static address (inside the subnet, and
 // not its network address, the gateway, which is the first host address,
 // or its broadcast address; two services cannot share one) or "auto".
-// Allocation is deterministic: static addresses are reserved first, then
-// each "auto" service, in name order, gets the lowest free host address
-// after the gateway.
+// Allocation is deterministic and depends on as little as possible:
+// static addresses are reserved first; each "auto" service has a home
+// address derived from its name alone (SHA-256, modulo the pool) and takes
+// it when it is free, the first by name when several share it; the rest,
+// in name order, take the next free address after their home. Adding or
+// removing a service therefore never moves a service that has its home,
+// unless the newcomer has the same home (one chance in the pool size).
+//
+// # Network policy
+//
+// network.ports ("8080:80/tcp") publishes a service port on the
+// appliance's own addresses; two enabled services cannot publish the same
+// host port and protocol, and each of them gets a problem naming the
+// other. A service may connect to the services it requires or starts
+// after, to those that name it in network.allow_from, and to the outside
+// unless it is network.isolated (which then cannot publish ports). These
+// keys are for bridged services only. [network] dns in corral.toml lists
+// at most 3 nameservers for the containers' /etc/resolv.conf.
 package config

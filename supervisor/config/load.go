@@ -2,6 +2,8 @@ package config
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -123,6 +125,8 @@ type unit struct {
 	name   string
 	svc    *Service // nil when the file could not be decoded
 	deps   []dep
+	allow  []dep
+	ports  []port
 	auto   bool
 	userns bool   // container.user_namespace: gets a block of host ids
 	reason string // why it is disabled; "" while it is enabled
@@ -164,18 +168,20 @@ func decodeService(u *unit, text string, g *Global) {
 	for _, check := range serviceChecks {
 		check(c)
 	}
-	u.svc, u.deps, u.auto, u.userns = c.svc, c.deps, c.auto, c.f.Container.UserNamespace
+	u.svc, u.deps, u.allow, u.ports, u.auto, u.userns = c.svc, c.deps, c.allow, c.ports, c.auto, c.f.Container.UserNamespace
 }
 
 // link runs the checks that need every service, then decides which
 // services are disabled, in this order (each step only looks at services
 // the steps before left enabled):
 //
-//  1. requires and after must name existing service files
+//  1. requires, after and network.allow_from must name existing service
+//     files
 //  2. static addresses must differ; "auto" addresses are given out
-//  3. a service with any problem is disabled
-//  4. every service on a dependency cycle is disabled
-//  5. a service that requires a disabled service is disabled
+//  3. two services cannot publish the same host port
+//  4. a service with any problem is disabled
+//  5. every service on a dependency cycle is disabled
+//  6. a service that requires a disabled service is disabled
 func link(units []*unit, g Global) {
 	slices.SortFunc(units, func(a, b *unit) int { return cmp.Compare(a.name, b.name) })
 	byName := map[string]*unit{}
@@ -191,7 +197,18 @@ func link(units []*unit, g Global) {
 			}
 		}
 	}
+	for _, u := range units {
+		for _, d := range u.allow {
+			switch r := byName[d.name]; {
+			case r == nil:
+				u.errorf(d.key, "unknown service %q (there is no %s/%s.toml)", d.name, servicesDir, d.name)
+			case r.svc != nil && r.svc.Net.Mode == cnet.ModeNone:
+				u.errorf(d.key, "%q has network.mode \"none\": it cannot connect to anything", d.name)
+			}
+		}
+	}
 	assignAddresses(units, g.Network)
+	checkPortConflicts(units)
 	for _, u := range units {
 		if len(u.errs) > 0 {
 			slices.SortStableFunc(u.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
@@ -206,8 +223,26 @@ func link(units []*unit, g Global) {
 }
 
 // assignAddresses checks that static addresses are unique, then gives each
-// bridged "auto" service, in name order, the lowest free host address after
-// the gateway. Services with problems take part in neither.
+// bridged "auto" service an address. Services with problems take part in
+// neither.
+//
+// An "auto" address must not move when other services are added or
+// removed: services talk to each other by name, but the outside (a
+// router's port forward, a log, an operator) remembers addresses. So each
+// service has a home in the pool, derived from its name alone (homeSlot),
+// and the rule is:
+//
+//  1. static addresses are reserved;
+//  2. every service whose home is free takes it; when several share one
+//     home, the first by name does;
+//  3. the others, in name order, take the next free address after their
+//     home (wrapping around the pool).
+//
+// A service that got its home therefore keeps it whatever else changes,
+// unless a new static address or a new service with the same home (about
+// one chance in the pool size per service added; 1 in 253 on a /24)
+// comes first. Only the few services of step 3 can move when services
+// come and go; a static address pins one for good.
 func assignAddresses(units []*unit, b cnet.BridgeConfig) {
 	used := map[netip.Addr][]*unit{}
 	for _, u := range units {
@@ -229,20 +264,90 @@ func assignAddresses(units []*unit, b cnet.BridgeConfig) {
 			u.errorf("network.address", "address %s is also the static address of %s", u.svc.Net.Address, strings.Join(names, ", "))
 		}
 	}
-	next, last := b.Gateway().Next(), broadcast(b.Subnet)
-	for _, u := range units {
+	first, size := b.Gateway().Next(), poolSize(b.Subnet)
+	var displaced []*unit
+	for _, u := range units { // name order
 		if len(u.errs) > 0 || !u.auto {
 			continue
 		}
-		for used[next] != nil {
-			next = next.Next()
-		}
-		if next == last {
-			u.errorf("network.address", "no free address left in %s for \"auto\"", b.Subnet)
+		a := poolAddr(first, homeSlot(u.name, size))
+		if used[a] != nil {
+			displaced = append(displaced, u)
 			continue
 		}
-		u.svc.Net.Address = next
-		used[next] = []*unit{u}
+		u.svc.Net.Address = a
+		used[a] = []*unit{u}
+	}
+	for _, u := range displaced {
+		home := homeSlot(u.name, size)
+		for i := uint64(1); i < size; i++ {
+			if a := poolAddr(first, (home+i)%size); used[a] == nil {
+				u.svc.Net.Address = a
+				used[a] = []*unit{u}
+				break
+			}
+		}
+		if !u.svc.Net.Address.IsValid() {
+			u.errorf("network.address", "no free address left in %s for \"auto\"", b.Subnet)
+		}
+	}
+}
+
+// poolSize is how many service addresses an IPv4 subnet has: all but the
+// network address, the gateway and the broadcast address.
+func poolSize(p netip.Prefix) uint64 {
+	return 1<<(32-p.Bits()) - 3
+}
+
+// homeSlot is a service's preferred place in a pool of size addresses:
+// the first 8 bytes of SHA-256 over its name, modulo size. It depends on
+// nothing but the name, so it is the same on every machine and release.
+func homeSlot(name string, size uint64) uint64 {
+	sum := sha256.Sum256([]byte("corral address " + name))
+	return binary.BigEndian.Uint64(sum[:8]) % size
+}
+
+// poolAddr is the i-th address after first.
+func poolAddr(first netip.Addr, i uint64) netip.Addr {
+	a := first.As4()
+	v := uint64(binary.BigEndian.Uint32(a[:])) + i
+	binary.BigEndian.PutUint32(a[:], uint32(v))
+	return netip.AddrFrom4(a)
+}
+
+// checkPortConflicts reports host ports published by more than one
+// enabled service (a service that already has a problem takes no part).
+// Each of them gets a problem on its own entry, naming the others.
+func checkPortConflicts(units []*unit) {
+	type owner struct {
+		u   *unit
+		key string
+	}
+	by := map[string][]owner{} // "8080/tcp" -> who publishes it
+	var ok []*unit
+	for _, u := range units {
+		if len(u.errs) > 0 {
+			continue
+		}
+		ok = append(ok, u)
+		for _, p := range u.ports {
+			hp := fmt.Sprintf("%d/%s", p.Host, p.Proto)
+			by[hp] = append(by[hp], owner{u, p.key})
+		}
+	}
+	for _, u := range ok {
+		for _, p := range u.ports {
+			hp := fmt.Sprintf("%d/%s", p.Host, p.Proto)
+			var others []string
+			for _, o := range by[hp] {
+				if o.u != u {
+					others = append(others, o.u.name+" ("+o.key+")")
+				}
+			}
+			if len(others) > 0 {
+				u.errorf(p.key, "host port %s is also published by %s", hp, strings.Join(others, ", "))
+			}
+		}
 	}
 }
 

@@ -64,6 +64,7 @@ func TestLoadGood(t *testing.T) {
 		File:     filepath.Join(dir, "corral.toml"),
 		Hostname: "box.example",
 		Network:  cnet.BridgeConfig{Name: "br-test", Subnet: netip.MustParsePrefix("192.168.7.0/28")},
+		DNS:      []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("2606:4700:4700::1111")},
 		Log:      LogConfig{Level: "debug", Format: "json"},
 		Modules:  []string{"veth", "bridge", "nf_tables"},
 		Boot:     Boot{Root: "/dev/vda", FSType: "ext4", Options: "ro,noatime", Timeout: 10 * time.Second},
@@ -122,6 +123,8 @@ func TestLoadGood(t *testing.T) {
 		Limits: container.Limits{MemoryMax: 1 << 30, CPU: 2, PidsMax: 100},
 	}
 	full.Net.Address = netip.MustParseAddr("192.168.7.2")
+	full.Net.Ports = []cnet.Port{{Host: 8080, Container: 80, Proto: cnet.TCP}, {Host: 5353, Container: 53, Proto: cnet.UDP}, {Host: 8443, Container: 443, Proto: cnet.TCP}}
+	full.Net.AllowFrom = []string{"zz-auto"}
 
 	hostNet := wantDefault(dir, "host-net", "/usr/sbin/sshd", "-D", "-e")
 	hostNet.StopSignal = unix.SIGHUP
@@ -130,7 +133,10 @@ func TestLoadGood(t *testing.T) {
 	hostNet.Container.HostNetwork = true
 
 	minimal := wantDefault(dir, "minimal", "/bin/sleep", "1000")
-	minimal.Net.Address = netip.MustParseAddr("192.168.7.3") // the first free after the static .2
+	// "auto" addresses come from the name: minimal and zz-auto share the
+	// home slot 3 of the 13 (.2 to .14); minimal, first by name, gets it,
+	// zz-auto the next free address (see TestAutoAddresses).
+	minimal.Net.Address = netip.MustParseAddr("192.168.7.5")
 
 	none := wantDefault(dir, "none", "/bin/true")
 	none.Restart = RestartNever
@@ -140,7 +146,8 @@ func TestLoadGood(t *testing.T) {
 
 	zzAuto := wantDefault(dir, "zz-auto", "/bin/cat")
 	zzAuto.Container.Limits = container.Limits{MemoryMax: MinMemory, CPU: 0.25}
-	zzAuto.Net.Address = netip.MustParseAddr("192.168.7.4")
+	zzAuto.Net.Address = netip.MustParseAddr("192.168.7.6")
+	zzAuto.Net.Isolated = true
 
 	want := []*Service{full, hostNet, minimal, none, zzAuto}
 	if len(cfg.Services) != len(want) {

@@ -121,6 +121,12 @@ type bridgeTable struct {
 	// 30. Its first host address is the bridge's own (the services'
 	// gateway). Default "10.88.0.0/24".
 	Subnet string `toml:"subnet"`
+	// DNS are the nameservers written into every container's
+	// /etc/resolv.conf, IPv4 or IPv6 addresses, at most 3 (a resolver reads
+	// no more). Default none: each container gets the supervisor's own
+	// /etc/resolv.conf, read at every start, without the nameservers on
+	// loopback (a bridged service's 127.0.0.1 is its own).
+	DNS []string `toml:"dns"`
 }
 
 // logTable is [log] in corral.toml.
@@ -333,10 +339,30 @@ type networkTable struct {
 	// "host" (share the supervisor's) or "none" (own namespace, only lo).
 	// Default "bridge".
 	Mode string `toml:"mode"`
-	// Address is "auto" (the lowest free address of the bridge subnet,
-	// given out in service name order) or a static IPv4 address in the
-	// subnet. Bridge mode only. Default "auto".
+	// Address is "auto" (an address of the bridge subnet derived from the
+	// service's name, so it stays the same when other services come and
+	// go; see assignAddresses) or a static IPv4 address in the subnet.
+	// Bridge mode only. Default "auto".
 	Address *string `toml:"address"`
+	// Ports publishes service ports on the appliance, each
+	// "HOST:CONTAINER" or "HOST:CONTAINER/PROTO" with PROTO "tcp" (the
+	// default) or "udp", e.g. ["8080:80/tcp", "5353:53/udp"]. Connections
+	// to any of the appliance's own addresses on HOST, from outside and
+	// from the appliance itself, are forwarded to the service on
+	// CONTAINER. Two services cannot publish the same HOST port and
+	// protocol. Bridge mode only. Default none.
+	Ports []string `toml:"ports"`
+	// AllowFrom names services that may open connections to this one. By
+	// default a service may connect to the services it requires or starts
+	// after, and to the outside; every other connection between services
+	// is dropped. Bridge mode only. Default none.
+	AllowFrom []string `toml:"allow_from"`
+	// Isolated cuts the service off everything beyond the bridge: no NAT
+	// to the outside, no ports, no connections to the supervisor's own
+	// addresses (except to a host-mode service it requires or starts
+	// after). Other services stay reachable as the policy says. Bridge
+	// mode only. Default false.
+	Isolated bool `toml:"isolated"`
 }
 
 func defaultServiceFile(name string) serviceFile {
