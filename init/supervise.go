@@ -222,7 +222,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		case !priv.net:
 			log.Error().Msg("bridge network refused: corral shares the host's network namespace; bridged services will not start")
 		default:
-			network, err = cnet.Setup(cfg.Global.Network)
+			network, _, err = cnet.Setup(cfg.Global.Network, cnet.Options{})
 			if err != nil {
 				log.Error().Err(err).Msg("bridge network: bridged services will not start")
 			} else {

@@ -119,6 +119,8 @@ func describe(m netlink.Message) string {
 		b.WriteString("newaddr")
 	case unix.RTM_NEWROUTE:
 		b.WriteString("newroute")
+	case unix.RTM_GETROUTE:
+		b.WriteString("getroute")
 	default:
 		fmt.Fprintf(&b, "type%d", m.Header.Type)
 	}
@@ -162,6 +164,12 @@ func describe(m netlink.Message) string {
 
 func describeFlags(f netlink.HeaderFlags) string {
 	var s []string
+	// NLM_F_ROOT and NLM_F_MATCH reuse the bits of NLM_F_REPLACE and
+	// NLM_F_EXCL: a GET has none of those.
+	dump := f&netlink.Dump == netlink.Dump
+	if dump {
+		f &^= netlink.Dump
+	}
 	if f&netlink.Create != 0 {
 		s = append(s, "create")
 	}
@@ -171,9 +179,13 @@ func describeFlags(f netlink.HeaderFlags) string {
 	if f&netlink.Acknowledge != 0 {
 		s = append(s, "ack")
 	}
-	if f&netlink.Dump == netlink.Dump {
+	if dump {
 		s = append(s, "dump")
 	}
+	return flagList(s)
+}
+
+func flagList(s []string) string {
 	if len(s) == 0 {
 		return ""
 	}

@@ -53,7 +53,7 @@ func setupIn(t testing.TB, ns *testutil.NetNS, cfg cnet.BridgeConfig) *cnet.Netw
 	var n *cnet.Network
 	err := ns.Do(t, func() error {
 		var err error
-		n, err = cnet.Setup(cfg)
+		n, _, err = cnet.Setup(cfg, cnet.Options{})
 		return err
 	})
 	if err != nil {
@@ -215,7 +215,7 @@ func TestSetupRefusesNonBridge(t *testing.T) {
 		t.Fatalf("create veth: %v", err)
 	}
 	err = ns.Do(t, func() error {
-		n, err := cnet.Setup(cnet.BridgeConfig{Name: "crltestv0", Subnet: testBridge.Subnet})
+		n, _, err := cnet.Setup(cnet.BridgeConfig{Name: "crltestv0", Subnet: testBridge.Subnet}, cnet.Options{})
 		if err == nil {
 			_ = n.Close()
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -24,38 +26,157 @@ type Network struct {
 	// index and mtu are the bridge's, read once by Setup: corral owns the
 	// bridge, and re-reading them would cost every Attach a round trip.
 	// A bridge deleted behind our back makes Attach fail with ENODEV.
+	// mtu is the uplink's when Setup found one.
 	index, mtu uint32
 
-	mu     sync.Mutex // guards c and closed
+	created bool // Setup made the bridge (a failed Setup deletes it)
+
+	mu     sync.Mutex // guards c, nft and closed
 	c      conn
+	nft    nftConn // nil without a firewall
 	closed bool
+
+	// nsFD is the supervisor's network namespace, for the sysctls.
+	nsFD int
+	sys  *sysctls
+
+	fwdMu   sync.Mutex // guards the fields below
+	holders int        // services that need forwarding (Forward)
+	guarded []string   // uplinks corral put in the guard set
+}
+
+// Options are what Setup does besides the bridge.
+type Options struct {
+	// Firewall, when not nil, replaces corral's nftables tables (policy,
+	// NAT, ports); Remove deletes them again.
+	Firewall *Firewall
+	// StateFile records the sysctls Forward changed, with their values
+	// from before, so that a Setup after a crash puts them back. "" keeps
+	// them in memory only.
+	StateFile string
+}
+
+// SetupReport says what Setup found and cleaned up, for the log.
+type SetupReport struct {
+	// Uplink is the interface of the default route ("" = none yet) and
+	// MTU the MTU given to the bridge and every veth.
+	Uplink string
+	MTU    uint32
+	// Stale are the veths of an earlier run that Setup deleted.
+	Stale []string
+	// Restored are sysctls an earlier run changed and did not restore.
+	Restored []string
 }
 
 // Setup makes sure the bridge cfg.Name exists in the caller's network
 // namespace, has the gateway address (cfg.Gateway(), prefix length of
 // cfg.Subnet) and is up, and returns a Network for attaching services to it.
 //
+// It also cleans up after an earlier run that was killed, in this order:
+// sysctls that run changed are put back (o.StateFile), veths named like
+// corral's (crl*) are deleted, and the firewall is replaced whole, in one
+// nftables transaction. The bridge and the veths get the MTU of the
+// uplink (the interface of the default route), when there is one.
+//
 // Setup is idempotent: a bridge left by an earlier run (a supervisor that
 // is not PID 1 and was restarted) is reused, an address that is already
 // there is kept. A link of that name that is not a bridge is an error
-// (ErrNotBridge); Setup never reconfigures someone else's interface.
+// (ErrNotBridge); Setup never reconfigures someone else's interface. A
+// failed Setup deletes the bridge if it made it.
 //
-// The socket is bound to the namespace of the calling thread at this
+// The sockets are bound to the namespace of the calling thread at this
 // moment; call Setup from the supervisor's own namespace.
-func Setup(cfg BridgeConfig) (*Network, error) {
+func Setup(cfg BridgeConfig, o Options) (n *Network, rep SetupReport, err error) {
 	if err := checkBridgeConfig(cfg); err != nil {
-		return nil, err
+		return nil, rep, err
 	}
 	c, err := dialRoute(0)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink for bridge %s: %w", cfg.Name, err)
+		return nil, rep, fmt.Errorf("open netlink for bridge %s: %w", cfg.Name, err)
 	}
-	n, err := setup(c, dialRoute, cfg)
+	nsFD, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		_ = c.Close()
+		return nil, rep, fmt.Errorf("open the supervisor's netns: %w", err)
+	}
+	sys := &sysctls{nsFD: nsFD, file: o.StateFile}
+	fail := func(err error) (*Network, SetupReport, error) {
+		_ = c.Close()
+		_ = unix.Close(nsFD)
+		return nil, rep, err
+	}
+	// Before anything else: an uplink's forwarding left on by a killed run
+	// must not be taken for the value from before corral.
+	if rep.Restored, err = sys.recoverLeftovers(); err != nil {
+		return fail(err)
+	}
+	n, err = setup(c, dialRoute, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	n.nsFD, n.sys = nsFD, sys
+	undo := func(err error) (*Network, SetupReport, error) {
+		if n.created {
+			_, _ = do(c, delLinkReq(n.index))
+		}
+		if n.nft != nil {
+			_ = n.nft.CloseLasting()
+		}
+		return fail(err)
+	}
+	up, err := findUplink(c)
+	if err != nil {
+		return undo(err)
+	}
+	rep.Uplink = up.name
+	if up.mtu != 0 && up.mtu != n.mtu {
+		if _, err := do(c, setMTUReq(n.index, up.mtu)); err != nil {
+			return undo(fmt.Errorf("set MTU %d (of uplink %s) on bridge %s: %w", up.mtu, up.name, cfg.Name, err))
+		}
+		n.mtu = up.mtu
+	}
+	rep.MTU = n.mtu
+	if rep.Stale, err = removeStaleVeths(c); err != nil {
+		return undo(err)
+	}
+	if o.Firewall != nil {
+		fw := *o.Firewall
+		fw.Bridge = cfg
+		if n.nft, err = dialNFT(); err != nil {
+			return undo(fmt.Errorf("open nftables netlink: %w", err))
+		}
+		if err := installFirewall(n.nft, fw); err != nil {
+			return undo(err)
+		}
+	}
+	return n, rep, nil
+}
+
+// removeStaleVeths deletes every veth whose name has corral's prefix: at
+// Setup none of corral's services runs, so they are leftovers of an
+// earlier run (whose namespaces may still be alive, kept by processes
+// that outlived it). Each is deleted by index; one that is gone meanwhile
+// is fine.
+func removeStaleVeths(c conn) ([]string, error) {
+	msgs, err := do(c, dumpLinksReq())
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	ls, err := links(msgs)
+	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	var stale []string
+	for _, l := range ls {
+		if l.Attributes == nil || !strings.HasPrefix(l.Attributes.Name, hostIfPrefix) || linkKind(l) != "veth" {
+			continue
+		}
+		if _, err := do(c, delLinkReq(l.Index)); err != nil && !errors.Is(err, unix.ENODEV) {
+			return stale, fmt.Errorf("delete stale veth %s: %w", l.Attributes.Name, err)
+		}
+		stale = append(stale, l.Attributes.Name)
+	}
+	return stale, nil
 }
 
 func checkBridgeConfig(cfg BridgeConfig) error {
@@ -73,8 +194,9 @@ func checkBridgeConfig(cfg BridgeConfig) error {
 // must exist (and be known to be a bridge) before anything is changed on it.
 func setup(c conn, d dialer, cfg BridgeConfig) (*Network, error) {
 	lm, err := getLink(c, cfg.Name)
+	created := false
 	if errors.Is(err, unix.ENODEV) {
-		err = nil
+		err, created = nil, true
 		if _, cerr := do(c, newBridgeReq(cfg.Name)); cerr != nil && !errors.Is(cerr, unix.EEXIST) {
 			// EEXIST: someone created it between our look-up and now;
 			// the look-up below decides whether it is usable.
@@ -98,7 +220,7 @@ func setup(c conn, d dialer, cfg BridgeConfig) (*Network, error) {
 			return nil, fmt.Errorf("set bridge %s up: %w", cfg.Name, err)
 		}
 	}
-	n := &Network{cfg: cfg, dial: d, index: lm.Index, mtu: 1500, c: c}
+	n := &Network{cfg: cfg, dial: d, index: lm.Index, mtu: 1500, c: c, created: created}
 	if lm.Attributes != nil && lm.Attributes.MTU != 0 {
 		n.mtu = lm.Attributes.MTU
 	}
@@ -260,18 +382,128 @@ func (n *Network) Detach(hostIf string) error {
 	return nil
 }
 
-// Remove deletes the bridge, for the shutdown of a supervisor that is not
-// PID 1 (PID 1's namespace dies with the machine). Veths still attached are
-// released by the kernel, not deleted. Close the Network afterwards.
-func (n *Network) Remove() error {
-	if err := n.exec(delLinkReq(n.index)); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete bridge %s: %w", n.cfg.Name, err)
+// Forward makes sure IPv4 forwarding is on for a service that reaches
+// beyond the bridge (NAT, published ports), and returns the function that
+// gives it back. The first holder turns forwarding on for the bridge and
+// for the uplink of that moment (the interface of the default route), as
+// both are input interfaces of forwarded traffic: the bridge for what
+// services send, the uplink for the answers and for published ports.
+// When the uplink's forwarding was off, it goes into the firewall's guard
+// set, whose rule drops what it would forward anywhere but to the bridge.
+// The last release puts every value back, and the guard set empty.
+//
+// net.ipv4.ip_forward (conf/all) is never written: it would switch every
+// interface.
+func (n *Network) Forward() (release func(), err error) {
+	n.fwdMu.Lock()
+	defer n.fwdMu.Unlock()
+	if n.holders == 0 {
+		if err := n.forwardOn(); err != nil {
+			if rerr := n.forwardOff(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: %w", rerr))
+			}
+			return nil, err
+		}
 	}
-	return nil
+	n.holders++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			n.fwdMu.Lock()
+			defer n.fwdMu.Unlock()
+			if n.holders--; n.holders == 0 {
+				_ = n.forwardOff()
+			}
+		})
+	}, nil
 }
 
-// Close closes the supervisor-side socket; the bridge stays. Calls after
-// Close return ErrClosed; Close itself is idempotent.
+func (n *Network) forwardOn() error {
+	if n.sys == nil {
+		return fmt.Errorf("forwarding for bridge %s: not made by Setup", n.cfg.Name)
+	}
+	if err := n.sys.set(forwardingPath(n.cfg.Name), "1"); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	var up uplink
+	var err error
+	if n.closed {
+		err = ErrClosed
+	} else {
+		up, err = findUplink(n.c)
+	}
+	n.mu.Unlock()
+	if err != nil || up.name == "" || up.name == n.cfg.Name {
+		return err // no uplink yet: the bridge alone (services reach the supervisor)
+	}
+	was := ""
+	err = inNetNS(n.nsFD, func() error {
+		b, err := os.ReadFile(procSys + forwardingPath(up.name))
+		was = strings.TrimSpace(string(b))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read forwarding of uplink %s: %w", up.name, err)
+	}
+	if was == "0" && n.nft != nil {
+		n.mu.Lock()
+		err := guard(n.nft, up.name, true)
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		n.guarded = append(n.guarded, up.name)
+	}
+	return n.sys.set(forwardingPath(up.name), "1")
+}
+
+// forwardOff puts the forwarding sysctls back and empties the guard set:
+// values first, so nothing is forwarded unguarded in between.
+func (n *Network) forwardOff() error {
+	var errs []error
+	if n.sys != nil {
+		errs = append(errs, n.sys.restore())
+	}
+	n.mu.Lock()
+	for _, name := range n.guarded {
+		if n.nft != nil && !n.closed {
+			errs = append(errs, guard(n.nft, name, false))
+		}
+	}
+	n.mu.Unlock()
+	n.guarded = nil
+	return errors.Join(errs...)
+}
+
+// Remove undoes Setup, for the shutdown of a supervisor that is not PID 1
+// (PID 1's namespace dies with the machine): the sysctls Forward changed
+// are put back, corral's nftables tables and the bridge are deleted. Veths
+// still attached are released by the kernel, not deleted. Close the
+// Network afterwards.
+func (n *Network) Remove() error {
+	var errs []error
+	n.fwdMu.Lock()
+	n.holders = 0
+	if err := n.forwardOff(); err != nil {
+		errs = append(errs, err)
+	}
+	n.fwdMu.Unlock()
+	n.mu.Lock()
+	if n.nft != nil && !n.closed {
+		if err := removeFirewall(n.nft); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.mu.Unlock()
+	if err := n.exec(delLinkReq(n.index)); err != nil && !errors.Is(err, unix.ENODEV) {
+		errs = append(errs, fmt.Errorf("delete bridge %s: %w", n.cfg.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the sockets; the bridge, the tables and the sysctls stay.
+// Calls after Close return ErrClosed; Close itself is idempotent.
 func (n *Network) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -279,10 +511,19 @@ func (n *Network) Close() error {
 		return nil
 	}
 	n.closed = true
+	var errs []error
 	if err := n.c.Close(); err != nil {
-		return fmt.Errorf("close netlink for bridge %s: %w", n.cfg.Name, err)
+		errs = append(errs, fmt.Errorf("close netlink for bridge %s: %w", n.cfg.Name, err))
 	}
-	return nil
+	if n.nft != nil {
+		if err := n.nft.CloseLasting(); err != nil {
+			errs = append(errs, fmt.Errorf("close nftables netlink: %w", err))
+		}
+	}
+	if n.nsFD > 0 {
+		_ = unix.Close(n.nsFD)
+	}
+	return errors.Join(errs...)
 }
 
 // checkAddr rejects service addresses that cannot work on the subnet.

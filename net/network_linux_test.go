@@ -118,7 +118,7 @@ func TestSetupRejectsBadConfig(t *testing.T) {
 		{Name: "corral0"},
 		{Name: "corral0", Subnet: netip.MustParsePrefix("10.88.0.0/31")},
 	} {
-		if _, err := Setup(cfg); err == nil {
+		if _, _, err := Setup(cfg, Options{}); err == nil {
 			t.Errorf("Setup(%+v) succeeded, want an error", cfg)
 		}
 	}

@@ -17,10 +17,26 @@ func unsupported(what string) error {
 	return fmt.Errorf("%s: %w", what, errors.ErrUnsupported)
 }
 
-// Setup is only supported on Linux.
-func Setup(cfg BridgeConfig) (*Network, error) {
-	return nil, unsupported("set up bridge " + cfg.Name)
+// Options are what Setup does besides the bridge.
+type Options struct {
+	Firewall  *Firewall
+	StateFile string
 }
+
+// SetupReport says what Setup found and cleaned up.
+type SetupReport struct {
+	Uplink          string
+	MTU             uint32
+	Stale, Restored []string
+}
+
+// Setup is only supported on Linux.
+func Setup(cfg BridgeConfig, o Options) (*Network, SetupReport, error) {
+	return nil, SetupReport{}, unsupported("set up bridge " + cfg.Name)
+}
+
+// Forward is only supported on Linux.
+func (n *Network) Forward() (func(), error) { return nil, unsupported("forwarding") }
 
 // Attach is only supported on Linux.
 func (n *Network) Attach(nsFD int, hostIf string, addr netip.Addr) error {

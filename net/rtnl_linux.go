@@ -278,3 +278,104 @@ func defaultRouteReq(index uint32, gw netip.Addr) request {
 		},
 	}}
 }
+
+// dumpLinksReq lists every link of the namespace.
+func dumpLinksReq() request {
+	skipStats := uint32(rtextFilterSkipStats)
+	return request{unix.RTM_GETLINK, netlink.Request | netlink.Dump, &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Attributes: &rtnetlink.LinkAttributes{ExtMask: &skipStats},
+	}}
+}
+
+func getLinkByIndexReq(index uint32) request {
+	skipStats := uint32(rtextFilterSkipStats)
+	return request{unix.RTM_GETLINK, netlink.Request, &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Index:      index,
+		Attributes: &rtnetlink.LinkAttributes{ExtMask: &skipStats},
+	}}
+}
+
+// dumpRoutesReq lists the IPv4 routes of every table.
+func dumpRoutesReq() request {
+	return request{unix.RTM_GETROUTE, netlink.Request | netlink.Dump, &rtnetlink.RouteMessage{Family: unix.AF_INET}}
+}
+
+func setMTUReq(index, mtu uint32) request {
+	return request{unix.RTM_NEWLINK, flagsAck, &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Index:      index,
+		Attributes: &rtnetlink.LinkAttributes{MTU: mtu},
+	}}
+}
+
+// links decodes the RTM_NEWLINK messages of a reply.
+func links(msgs []netlink.Message) ([]rtnetlink.LinkMessage, error) {
+	var out []rtnetlink.LinkMessage
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK {
+			continue
+		}
+		var lm rtnetlink.LinkMessage
+		if err := lm.UnmarshalBinary(m.Data); err != nil {
+			return nil, fmt.Errorf("decode link: %w", err)
+		}
+		out = append(out, lm)
+	}
+	return out, nil
+}
+
+// uplink is the interface of the supervisor's IPv4 default route.
+type uplink struct {
+	index uint32
+	name  string
+	mtu   uint32
+}
+
+// findUplink returns the interface of the main table's IPv4 default route
+// with the lowest metric (the first hop of a multipath one), or a zero
+// uplink when there is no default route.
+func findUplink(c conn) (uplink, error) {
+	msgs, err := do(c, dumpRoutesReq())
+	if err != nil {
+		return uplink{}, fmt.Errorf("list routes: %w", err)
+	}
+	var best uint32
+	bestMetric := ^uint32(0)
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWROUTE {
+			continue
+		}
+		var rm rtnetlink.RouteMessage
+		if err := rm.UnmarshalBinary(m.Data); err != nil {
+			return uplink{}, fmt.Errorf("decode route: %w", err)
+		}
+		table := uint32(rm.Table)
+		if rm.Attributes.Table != 0 {
+			table = rm.Attributes.Table
+		}
+		if rm.DstLength != 0 || table != unix.RT_TABLE_MAIN || rm.Type != unix.RTN_UNICAST {
+			continue
+		}
+		oif := rm.Attributes.OutIface
+		if oif == 0 && len(rm.Attributes.Multipath) > 0 {
+			oif = rm.Attributes.Multipath[0].Hop.IfIndex
+		}
+		if oif != 0 && (best == 0 || rm.Attributes.Priority < bestMetric) {
+			best, bestMetric = oif, rm.Attributes.Priority
+		}
+	}
+	if best == 0 {
+		return uplink{}, nil
+	}
+	msgs, err = do(c, getLinkByIndexReq(best))
+	if err != nil {
+		return uplink{}, fmt.Errorf("look up link %d of the default route: %w", best, err)
+	}
+	ls, err := links(msgs)
+	if err != nil || len(ls) == 0 || ls[0].Attributes == nil {
+		return uplink{}, fmt.Errorf("look up link %d of the default route: no link in reply (%v)", best, err)
+	}
+	return uplink{index: best, name: ls[0].Attributes.Name, mtu: ls[0].Attributes.MTU}, nil
+}
