@@ -208,6 +208,8 @@ func runStep(s mountStep) *ChildError {
 		if err := unix.Symlink(s.Source, s.Target); err != nil && !errors.Is(err, unix.EEXIST) {
 			return childErr("symlink", s.Show, err)
 		}
+	case stepBindFile:
+		return bindFile(s)
 	case stepDetach:
 		if err := unix.Unmount(s.Target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			return childErr("detach", s.Show, err)
@@ -251,6 +253,165 @@ func bindTree(s mountStep) *ChildError {
 		return childErr("mount", s.Show, err)
 	}
 	return nil
+}
+
+// bindFile binds s.Source (a detached read-only clone the parent made,
+// s.SourceFD) over the file s.Show of the new root at s.Target. The target is looked up inside that root (openat2
+// RESOLVE_IN_ROOT), so a symlink such as /etc/resolv.conf ->
+// ../tmp/resolv.conf or -> /run/systemd/resolve/stub-resolv.conf lands in
+// the container's own /tmp or /run, never in the supervisor's, and is
+// created there when missing.
+func bindFile(s mountStep) *ChildError {
+	root, err := unix.Open(s.Target, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return childErr("open new root", "/", err)
+	}
+	defer unix.Close(root)
+	target, ce := fileInRoot(root, s.Show)
+	if ce != nil {
+		return ce
+	}
+	defer unix.Close(target)
+	tree := s.SourceFD
+	if tree <= 2 {
+		var err error
+		tree, err = unix.OpenTree(unix.AT_FDCWD, s.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return &ChildError{Op: "mount", Path: s.Show, Msg: "source " + s.Source, Errno: errnoOf(err)}
+		}
+		defer unix.Close(tree)
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY, Propagation: unix.MS_PRIVATE}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+			return childErr("set mount attributes of", s.Show, err)
+		}
+	}
+	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return childErr("mount", s.Show, err)
+	}
+	return nil
+}
+
+// maxSymlinks bounds the symlinks followed for one target, as the
+// kernel's MAXSYMLINKS.
+const maxSymlinks = 40
+
+// fileInRoot returns an O_PATH fd of the file at path inside root,
+// creating it (and its missing directories) when it does not exist. Each
+// step is resolved with RESOLVE_IN_ROOT: ".." and absolute symlinks stop
+// at root.
+func fileInRoot(root int, path string) (int, *ChildError) {
+	inRoot := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	fd, err := unix.Openat2(root, rel, inRoot)
+	if err == nil {
+		return fd, nil
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return -1, childErr("look up mount target", path, err)
+	}
+	missing, err := resolveMissing(root, rel)
+	if err != nil {
+		return -1, childErr("look up mount target", path, err)
+	}
+	dir, base := filepath.Split(missing)
+	parent, err := mkdirAllIn(root, strings.TrimSuffix(dir, "/"))
+	if err == nil {
+		var f int
+		f, err = unix.Openat(parent, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil || errors.Is(err, unix.EEXIST) {
+			if err == nil {
+				unix.Close(f)
+			}
+			fd, err = unix.Openat(parent, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		unix.Close(parent)
+	}
+	if errors.Is(err, unix.EROFS) {
+		return -1, &ChildError{Op: "mount", Path: path, Msg: "target /" + missing + " does not exist in the read-only root (create it in the image)", Errno: unix.ENOENT}
+	}
+	if err != nil {
+		return -1, childErr("create mount target", "/"+missing, err)
+	}
+	return fd, nil
+}
+
+// resolveMissing follows rel inside root, component by component, through
+// symlinks, to the first component that does not exist, and returns the
+// path (relative to root, free of symlinks) that has to be created.
+func resolveMissing(root int, rel string) (string, error) {
+	noFollow := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	todo := strings.Split(rel, "/")
+	var done []string
+	for hops := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			continue
+		}
+		cur := strings.Join(append(done, c), "/")
+		fd, err := unix.Openat2(root, cur, noFollow)
+		if errors.Is(err, unix.ENOENT) {
+			return strings.Join(append(append(done, c), todo...), "/"), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			buf := make([]byte, unix.PathMax)
+			var n int
+			n, err = unix.Readlinkat(fd, "", buf)
+			if err == nil {
+				if hops++; hops > maxSymlinks {
+					err = unix.ELOOP
+				}
+				link := string(buf[:n])
+				if strings.HasPrefix(link, "/") {
+					done = nil
+				}
+				todo = append(strings.Split(link, "/"), todo...)
+			}
+		} else if err == nil {
+			done = append(done, c)
+		}
+		unix.Close(fd)
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", unix.EEXIST // every component exists: openat2 raced with us
+}
+
+// mkdirAllIn makes the directories of dir (relative to root, no symlinks)
+// that are missing, and returns an O_PATH fd of the last one.
+func mkdirAllIn(root int, dir string) (int, error) {
+	fd, err := unix.Dup(root)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(dir, "/") {
+		if c == "" {
+			continue
+		}
+		if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			unix.Close(fd)
+			return -1, err
+		}
+		next, err := unix.Openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
 }
 
 // ensureTarget creates a missing mount target (a directory, or an empty

@@ -54,6 +54,12 @@ func (e *env) payloadMount() container.Mount {
 // run starts spec, collects its output until it exits, and returns both.
 func (e *env) run(t *testing.T, spec container.Spec) (string, container.Exit, error) {
 	t.Helper()
+	return e.runFiles(t, spec, nil)
+}
+
+// runFiles is run with files bound over the container's root.
+func (e *env) runFiles(t *testing.T, spec container.Spec, files []container.FileMount) (string, container.Exit, error) {
+	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +69,7 @@ func (e *env) run(t *testing.T, spec container.Spec) (string, container.Exit, er
 		spec.Args[0] = payloadDir + "/" + filepath.Base(e.payload)
 		spec.Mounts = append([]container.Mount{e.payloadMount()}, spec.Mounts...)
 	}
-	p, err := e.rt.Start(container.StartOptions{Spec: spec, Output: pw, OnExit: func(x container.Exit) { exited <- x }})
+	p, err := e.rt.Start(container.StartOptions{Spec: spec, Output: pw, Files: files, OnExit: func(x container.Exit) { exited <- x }})
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -229,5 +235,62 @@ func TestHiddenDirectoriesStayHiddenButTakeMounts(t *testing.T) {
 		Mounts:   []container.Mount{{Type: container.MountBind, Source: filepath.Join(data, "mine"), Target: filepath.Join(data, "mine"), ReadOnly: true}}})
 	if err != nil || out != "mine" {
 		t.Errorf("a service's own bind under a hidden directory: %q %v %s", out, err, x.Reason())
+	}
+}
+
+// TestFilesResolvedInsideTheRoot binds files over targets that are a
+// plain file, a relative symlink into /tmp (Buildroot's resolv.conf) and
+// an absolute one into /run (systemd-resolved's): each lands in the
+// container's own tree, created there when missing, never in the host's.
+func TestFilesResolvedInsideTheRoot(t *testing.T) {
+	e := newEnv(t)
+	root := t.TempDir()
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "run", "etc"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("the image's hosts\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../tmp/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	hostPath := "/run/corral-test-resolved-" + filepath.Base(root) + "/stub.conf"
+	if err := os.Symlink(hostPath, filepath.Join(root, "etc/abs.conf")); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	var files []container.FileMount
+	for _, f := range []string{"hosts", "resolv.conf", "abs.conf"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte("corral's "+f+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, container.FileMount{Source: filepath.Join(src, f), Target: "/etc/" + f})
+	}
+	out, x, err := e.runFiles(t, container.Spec{
+		Name: "files", Rootfs: root, HostNetwork: true,
+		Args: []string{e.payload, "cat", "/etc/hosts", "/etc/resolv.conf", "/etc/abs.conf", "/tmp/resolv.conf", hostPath},
+	}, files)
+	if err != nil || !x.Success() {
+		t.Fatalf("run: %v %s\n%s", err, x.Reason(), out)
+	}
+	want := "corral's hosts\ncorral's resolv.conf\ncorral's abs.conf\ncorral's resolv.conf\ncorral's abs.conf\n"
+	if out != want {
+		t.Errorf("the container read:\n%s\nwant:\n%s", out, want)
+	}
+	if _, err := os.Stat(filepath.Dir(hostPath)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the absolute symlink was followed on the host: %s exists (%v)", filepath.Dir(hostPath), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/hosts")); string(b) != "the image's hosts\n" {
+		t.Errorf("the image's /etc/hosts changed: %q", b)
+	}
+
+	// A target that cannot exist in the read-only root fails the start,
+	// saying what to do.
+	_, _, err = e.runFiles(t, container.Spec{Name: "files2", Rootfs: root, HostNetwork: true, Args: []string{e.payload, "exit", "0"}},
+		[]container.FileMount{{Source: filepath.Join(src, "hosts"), Target: "/etc/missing"}})
+	if err == nil || err.Error() != "mount /etc/missing: target /etc/missing does not exist in the read-only root (create it in the image): no such file or directory" {
+		t.Errorf("missing target in the read-only root: %v", err)
 	}
 }

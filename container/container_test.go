@@ -13,6 +13,7 @@ func TestMountPlanOrder(t *testing.T) {
 	cfg := childConfig{
 		Spec:      Spec{Mounts: []Mount{{Type: MountBind, Source: "/srv/www", Target: "/var/www", ReadOnly: true}, {Type: MountTmpfs, Target: "/run/cache", Size: 1 << 20}}},
 		NotifyDir: "/run/corral/svc/web/notify",
+		Files:     []fileBind{{Source: "/run/corral/svc/web/hosts", Target: "/etc/hosts", FD: 5}},
 	}
 	var got []string
 	for _, s := range mountPlan(cfg, "/stage") {
@@ -30,6 +31,7 @@ func TestMountPlanOrder(t *testing.T) {
 		"mount devpts on /dev/pts",
 		"mount tmpfs on /run",
 		"bind /run/corral/svc/web/notify -> /run/notify (ro)",
+		"bind file /run/corral/svc/web/hosts -> /etc/hosts (ro, resolved in the root)",
 		"bind /srv/www -> /var/www (ro)",
 		"mount tmpfs on /run/cache (mode=755,size=1048576)",
 	}

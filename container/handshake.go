@@ -77,6 +77,16 @@ type childConfig struct {
 	// child could not walk corral's 0700 state directory to it.
 	NotifyDir string `json:"notify_dir,omitempty"`
 	NotifyFD  int    `json:"notify_fd,omitempty"`
+	// Files are bound read-only over files of the new root, each from a
+	// detached clone the parent made (FD), for the same reason.
+	Files []fileBind `json:"files,omitempty"`
+}
+
+// fileBind is one FileMount as the child stage gets it.
+type fileBind struct {
+	Source string `json:"source"` // for messages
+	Target string `json:"target"`
+	FD     int    `json:"fd"`
 }
 
 // maxMessage bounds one handshake packet.

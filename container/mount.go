@@ -18,6 +18,7 @@ const (
 	stepRemountRO                 // make the mount at Target read-only
 	stepDetach                    // lazily unmount whatever the root's clone had at Target
 	stepMask                      // hide Target: /dev/null over a file, an empty read-only tmpfs over a directory
+	stepBindFile                  // bind a file read-only over Show, resolved inside the root at Target
 )
 
 // mountStep is one row of the plan. Paths are absolute in the supervisor's
@@ -35,7 +36,7 @@ type mountStep struct {
 	// Create: make the target (dir or file) if missing.
 	Create bool
 	// SourceFD, when above 2, is an fd of Source to clone from instead of
-	// its path (bindTree only).
+	// its path (bindTree and bindFile only).
 	SourceFD int
 	// Optional: skip the step when the target does not exist (a /proc
 	// file this kernel does not have).
@@ -65,6 +66,8 @@ func (s mountStep) String() string {
 		return "detach " + s.Show
 	case stepMask:
 		return "mask " + s.Show
+	case stepBindFile:
+		return fmt.Sprintf("bind file %s -> %s (ro, resolved in the root)", s.Source, s.Show)
 	}
 	return "?"
 }
@@ -93,8 +96,10 @@ const NotifyMount = "/run/notify"
 // mountPlan returns the ordered steps that build a container's root at
 // root (the staging directory). Order matters: the read-only root first,
 // then fresh kernel and tmpfs mounts on top of it, then the notify
-// directory inside the new /run, then the service's own mounts, so a
-// service may mount into /run or /tmp.
+// directory inside the new /run, then the files (/etc/hosts, resolv.conf:
+// after /tmp and /run, where a symlinked target may point), then the
+// service's own mounts, so a service may mount into /run or /tmp, or
+// bring its own /etc/hosts.
 func mountPlan(cfg childConfig, root string) []mountStep {
 	in := func(p string) string { return filepath.Join(root, p) }
 	src := cfg.Spec.Rootfs
@@ -161,6 +166,10 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 			mountStep{Kind: stepMkdir, Target: in(NotifyMount), Mode: 0o755, Show: NotifyMount},
 			mountStep{Kind: stepBindTree, Source: cfg.NotifyDir, SourceFD: cfg.NotifyFD, Target: in(NotifyMount), RO: true, Show: NotifyMount},
 		)
+	}
+	for _, f := range cfg.Files {
+		t := filepath.Clean("/" + strings.TrimPrefix(f.Target, "/"))
+		steps = append(steps, mountStep{Kind: stepBindFile, Source: f.Source, SourceFD: f.FD, Target: root, RO: true, Show: t})
 	}
 	for _, m := range cfg.Spec.Mounts {
 		t := filepath.Clean("/" + strings.TrimPrefix(m.Target, "/"))

@@ -88,3 +88,14 @@ const CPUPeriod = 100 * time.Millisecond
 func (l Limits) CPUQuota() time.Duration {
 	return time.Duration(l.CPU * float64(CPUPeriod))
 }
+
+// FileMount binds one file of the supervisor's (Source) read-only over a
+// file of the container's root (Target, e.g. /etc/hosts). Target is
+// resolved inside the new root, symlinks included (Buildroot's
+// /etc/resolv.conf points into /tmp); a target that does not exist is
+// created where that is possible (in /tmp or /run), and a read-only root
+// without it fails the start.
+type FileMount struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}

@@ -39,6 +39,9 @@ type StartOptions struct {
 	Output *os.File
 	// NotifyDir is bound read-only at /run/notify inside the container.
 	NotifyDir string
+	// Files are bound read-only over files of the container's root
+	// (/etc/hosts, /etc/resolv.conf), before the Spec's own mounts.
+	Files []FileMount
 	// Network is called after clone and before the child goes on, with the
 	// child's host pid and an fd of its network namespace (-1 when the
 	// service shares the supervisor's network).
@@ -217,6 +220,18 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		files = append(files, uintptr(nfd))
 		notifyFD = len(files) - 1
 	}
+	var fileBinds []fileBind
+	for _, f := range o.Files {
+		// The same for the files: the child attaches what it gets.
+		ffd, err := detachedFile(f.Source)
+		if err != nil {
+			unix.Close(fds[1])
+			return p, fmt.Errorf("clone %s for %s of %s: %w", f.Source, f.Target, spec.Name, err)
+		}
+		defer unix.Close(ffd)
+		files = append(files, uintptr(ffd))
+		fileBinds = append(fileBinds, fileBind{Source: f.Source, Target: f.Target, FD: len(files) - 1})
+	}
 	attr := &syscall.ProcAttr{
 		Dir: "/",
 		// GOMAXPROCS=1: the child stage is single-threaded work; fewer
@@ -271,7 +286,7 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		}
 	}
 
-	cfg := childConfig{Spec: spec, Staging: r.Staging, NotifyDir: o.NotifyDir, NotifyFD: notifyFD}
+	cfg := childConfig{Spec: spec, Staging: r.Staging, NotifyDir: o.NotifyDir, NotifyFD: notifyFD, Files: fileBinds}
 	if err := sendMsg(uc, message{Type: msgConfig, Config: &cfg}); err != nil {
 		return p, fmt.Errorf("send config to child stage of %s: %w", spec.Name, err)
 	}
@@ -593,4 +608,19 @@ func recvMsg(r io.Reader) (message, error) {
 		return message{}, fmt.Errorf("bad handshake message: %w", err)
 	}
 	return m, nil
+}
+
+// detachedFile makes a detached, read-only clone of the mount of one file,
+// for a child stage to attach over a file of its root.
+func detachedFile(path string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }

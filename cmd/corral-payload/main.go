@@ -26,7 +26,10 @@
 //	env                       print the environment
 //	spin                      burn CPU forever
 //	write PATH...             try to create each file, print the result
-//	cat PATH                  print a file
+//	cat PATH...               print files
+//	fetch [-every D] URL...   GET each URL (names from /etc/hosts, by Go's resolver)
+//	                          and print "fetch URL: BODY" or "fetch URL: error: ...";
+//	                          with -every, again every D; then stay up
 //	stamp FILE                write CLOCK_MONOTONIC (ns) to FILE, then sleep: restart latency
 //	escape                    try to break out of the sandbox; one "ATTEMPT name: result" line each
 package main
@@ -168,11 +171,19 @@ func main() {
 		}
 		sleepOrTerm("1h")
 	case "cat":
-		b, err := os.ReadFile(arg(args, 0, "/dev/null"))
-		if err != nil {
-			fail(err.Error())
+		if len(args) == 0 {
+			args = []string{"/dev/null"}
 		}
-		os.Stdout.Write(b)
+		for _, p := range args {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				fail(err.Error())
+			}
+			os.Stdout.Write(b)
+		}
+	case "fetch":
+		fetch(args)
+		sleepOrTerm("1h")
 	case "spin":
 		for {
 		}
@@ -403,4 +414,32 @@ func errnoOrNil(e syscall.Errno) error {
 		return nil
 	}
 	return e
+}
+
+// fetch gets each URL with a short timeout and prints one line each.
+func fetch(args []string) {
+	fs := flag.NewFlagSet("fetch", flag.ExitOnError)
+	every := fs.Duration("every", 0, "fetch again this often (0 = once)")
+	_ = fs.Parse(args)
+	c := &http.Client{Timeout: 2 * time.Second}
+	for {
+		for _, u := range fs.Args() {
+			resp, err := c.Get(u)
+			if err != nil {
+				fmt.Printf("fetch %s: error: %v\n", u, err)
+				continue
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				fmt.Printf("fetch %s: error: %v\n", u, err)
+				continue
+			}
+			fmt.Printf("fetch %s: %s\n", u, strings.TrimSpace(string(b)))
+		}
+		if *every <= 0 {
+			return
+		}
+		time.Sleep(*every)
+	}
 }
