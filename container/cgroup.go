@@ -220,6 +220,78 @@ func (c *Cgroups) RemoveRoot() error {
 	return errors.Join(errs...)
 }
 
+// Sweep kills every process left in corral's subtree and removes the
+// groups there. It is for the start of a supervisor: none of its services
+// runs yet, so whatever is in the subtree belongs to an earlier corral
+// that was killed (a supervisor that is not PID 1 can die and leave its
+// services running). On v2 one write to the subtree's cgroup.kill kills
+// them all, nested groups included; on v1 each group is frozen and
+// killed. It returns the names of the groups it removed.
+func (c *Cgroups) Sweep() ([]string, error) {
+	seen := map[string]bool{}
+	var names []string
+	for _, d := range c.dirs(c.v2root, c.v1roots) {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return nil, fmt.Errorf("list cgroup %s: %w", d, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				names = append(names, e.Name())
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var errs []error
+	if c.Version == CgroupV2 {
+		err := writeFile(filepath.Join(c.v2root, "cgroup.kill"), "1")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("kill what is left in %s: %w", c.v2root, err))
+		}
+	}
+	for _, name := range names {
+		g := &Group{c: c, fd: -1, relKey: c.relKey, rel: filepath.Join(c.rel, name)}
+		if c.Version == CgroupV2 {
+			g.v2dir = filepath.Join(c.v2root, name)
+		} else {
+			g.v1 = map[string]string{}
+			for k, root := range c.v1roots {
+				g.v1[k] = filepath.Join(root, name)
+			}
+		}
+		if err := g.Kill(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("kill what is left in cgroup %s: %w", name, err))
+		}
+		if err := g.removeTree(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return names, errors.Join(errs...)
+}
+
+// removeTree removes the group and any groups below it, deepest first.
+func (g *Group) removeTree() error {
+	var errs []error
+	for _, d := range g.c.dirs(g.v2dir, g.v1) {
+		var sub []string
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() && p != d {
+				sub = append(sub, p)
+			}
+			return nil
+		})
+		for i := len(sub) - 1; i >= 0; i-- {
+			if err := removeCgroupDir(sub[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(append(errs, g.Remove())...)
+}
+
 // dirs returns the distinct directories: the v2 root, or each v1 hierarchy.
 func (c *Cgroups) dirs(v2 string, v1 map[string]string) []string {
 	if c.Version == CgroupV2 {
@@ -510,23 +582,28 @@ func (g *Group) Remove() error {
 		if d == "" {
 			continue
 		}
-		var err error
-		for delay := 100 * time.Microsecond; ; delay *= 2 {
-			err = os.Remove(d)
-			if err == nil || errors.Is(err, fs.ErrNotExist) {
-				err = nil
-				break
-			}
-			if !errors.Is(err, syscallEBUSY) || delay > time.Second {
-				break
-			}
-			time.Sleep(delay)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+		if err := removeCgroupDir(d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeCgroupDir removes one cgroup directory, retrying while exiting
+// processes keep it busy.
+func removeCgroupDir(d string) error {
+	var err error
+	for delay := 100 * time.Microsecond; ; delay *= 2 {
+		err = os.Remove(d)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, syscallEBUSY) || delay > time.Second {
+			break
+		}
+		time.Sleep(delay)
+	}
+	return fmt.Errorf("remove cgroup %s: %w", d, err)
 }
 
 // parseProcCgroup reads /proc/<pid>/cgroup into controller → path. The v2

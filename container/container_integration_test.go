@@ -294,3 +294,40 @@ func TestFilesResolvedInsideTheRoot(t *testing.T) {
 		t.Errorf("missing target in the read-only root: %v", err)
 	}
 }
+
+// TestSweepKillsWhatAKilledSupervisorLeft: a service keeps running after
+// its runtime is gone (a supervisor killed with SIGKILL); the next one
+// finds it in the subtree, kills it and removes its group.
+func TestSweepKillsWhatAKilledSupervisorLeft(t *testing.T) {
+	e := newEnv(t)
+	spec := container.Spec{Name: "orphan", Args: []string{payloadDir + "/" + filepath.Base(e.payload), "sleep", "1h"}, HostNetwork: true,
+		Mounts: []container.Mount{e.payloadMount()}}
+	exited := make(chan container.Exit, 1)
+	p, err := e.rt.Start(container.StartOptions{Spec: spec, OnExit: func(x container.Exit) { exited <- x }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next supervisor opens the same subtree.
+	cg, err := container.OpenCgroups(container.CgroupOptions{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := cg.Sweep()
+	if err != nil || fmt.Sprint(names) != "[orphan]" {
+		t.Fatalf("Sweep = %v, %v; want [orphan]", names, err)
+	}
+	select {
+	case x := <-exited:
+		if x.Signal != unix.SIGKILL {
+			t.Errorf("the orphan ended %s, want killed by SIGKILL", x.Reason())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphan still runs after Sweep")
+	}
+	_ = p.Cleanup()
+	for _, d := range testutil.CgroupDirs(e.prefix) {
+		if entries, _ := os.ReadDir(d); hasDir(entries) {
+			t.Errorf("groups left in %s: %v", d, entries)
+		}
+	}
+}

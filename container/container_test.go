@@ -197,3 +197,33 @@ func TestExitReason(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepRemovesWhatAnEarlierRunLeft(t *testing.T) {
+	o, root := fakeV2(t, "cpu memory pids")
+	sub := filepath.Join(root, "corral")
+	os.WriteFile(filepath.Join(sub, "cgroup.kill"), nil, 0o644)
+	os.MkdirAll(filepath.Join(sub, "web"), 0o755)
+	os.MkdirAll(filepath.Join(sub, "db", "nested"), 0o755)
+	c, err := OpenCgroups(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := c.Sweep()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(names) != "[db web]" {
+		t.Errorf("swept %v, want [db web]", names)
+	}
+	if got := readFile(t, filepath.Join(sub, "cgroup.kill")); got != "1" {
+		t.Errorf("the subtree's cgroup.kill = %q, want 1: one write kills everything below", got)
+	}
+	for _, d := range []string{"web", "db", "db/nested"} {
+		if _, err := os.Stat(filepath.Join(sub, d)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there: %v", d, err)
+		}
+	}
+	if names, err := c.Sweep(); names != nil || err != nil {
+		t.Errorf("second Sweep = %v, %v; want nothing to do", names, err)
+	}
+}
