@@ -566,3 +566,31 @@ func equalMaps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+func TestForwardingReachesAnUplinkThatCameLater(t *testing.T) {
+	sup := testutil.NewNetNS(t)
+	n, rep := setupWith(t, sup, cnet.Options{Firewall: &cnet.Firewall{}})
+	if rep.Uplink != "" {
+		t.Fatalf("uplink %q in a namespace without one", rep.Uplink)
+	}
+	release1, err := n.Forward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sysctl(t, sup, "net/ipv4/conf/"+testBridge.Name+"/forwarding"); got != "1" {
+		t.Errorf("bridge forwarding %s, want 1", got)
+	}
+	newOutside(t, sup) // DHCP finished, say
+	release2, err := n.Forward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := forwarding(t, sup); got["uplink"] != "1" || got["all"] != "0" {
+		t.Errorf("forwarding after the uplink came: %v, want uplink on, all off", got)
+	}
+	release1()
+	release2()
+	if got := forwarding(t, sup); got["uplink"] != "0" || got["bridge"] != "0" {
+		t.Errorf("forwarding after the last release: %v", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -42,7 +43,8 @@ type Network struct {
 
 	fwdMu   sync.Mutex // guards the fields below
 	holders int        // services that need forwarding (Forward)
-	guarded []string   // uplinks corral put in the guard set
+	uplinks []string   // uplinks whose forwarding corral turned on
+	guarded []string   // those of them in the guard set
 }
 
 // Options are what Setup does besides the bridge.
@@ -384,26 +386,27 @@ func (n *Network) Detach(hostIf string) error {
 
 // Forward makes sure IPv4 forwarding is on for a service that reaches
 // beyond the bridge (NAT, published ports), and returns the function that
-// gives it back. The first holder turns forwarding on for the bridge and
-// for the uplink of that moment (the interface of the default route), as
-// both are input interfaces of forwarded traffic: the bridge for what
-// services send, the uplink for the answers and for published ports.
-// When the uplink's forwarding was off, it goes into the firewall's guard
-// set, whose rule drops what it would forward anywhere but to the bridge.
-// The last release puts every value back, and the guard set empty.
+// gives it back. Forwarding is turned on for the bridge and for the
+// uplink (the interface of the default route, looked up at every call, so
+// an uplink that came up after the first service still gets it), as both
+// are input interfaces of forwarded traffic: the bridge for what services
+// send, the uplink for the answers and for published ports. An uplink
+// whose forwarding was off goes into the firewall's guard set, whose rule
+// drops what it would forward anywhere but to the bridge. The last
+// release puts every value back, and the guard set empty.
 //
 // net.ipv4.ip_forward (conf/all) is never written: it would switch every
 // interface.
 func (n *Network) Forward() (release func(), err error) {
 	n.fwdMu.Lock()
 	defer n.fwdMu.Unlock()
-	if n.holders == 0 {
-		if err := n.forwardOn(); err != nil {
+	if err := n.forwardOn(n.holders == 0); err != nil {
+		if n.holders == 0 {
 			if rerr := n.forwardOff(); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: %w", rerr))
 			}
-			return nil, err
 		}
+		return nil, err
 	}
 	n.holders++
 	var once sync.Once
@@ -418,12 +421,16 @@ func (n *Network) Forward() (release func(), err error) {
 	}, nil
 }
 
-func (n *Network) forwardOn() error {
+// forwardOn turns forwarding on for the bridge (first) and for the
+// current uplink, unless it already did that one.
+func (n *Network) forwardOn(first bool) error {
 	if n.sys == nil {
 		return fmt.Errorf("forwarding for bridge %s: not made by Setup", n.cfg.Name)
 	}
-	if err := n.sys.set(forwardingPath(n.cfg.Name), "1"); err != nil {
-		return err
+	if first {
+		if err := n.sys.set(forwardingPath(n.cfg.Name), "1"); err != nil {
+			return err
+		}
 	}
 	n.mu.Lock()
 	var up uplink
@@ -434,7 +441,7 @@ func (n *Network) forwardOn() error {
 		up, err = findUplink(n.c)
 	}
 	n.mu.Unlock()
-	if err != nil || up.name == "" || up.name == n.cfg.Name {
+	if err != nil || up.name == "" || up.name == n.cfg.Name || slices.Contains(n.uplinks, up.name) {
 		return err // no uplink yet: the bridge alone (services reach the supervisor)
 	}
 	was := ""
@@ -455,6 +462,7 @@ func (n *Network) forwardOn() error {
 		}
 		n.guarded = append(n.guarded, up.name)
 	}
+	n.uplinks = append(n.uplinks, up.name)
 	return n.sys.set(forwardingPath(up.name), "1")
 }
 
@@ -472,7 +480,7 @@ func (n *Network) forwardOff() error {
 		}
 	}
 	n.mu.Unlock()
-	n.guarded = nil
+	n.guarded, n.uplinks = nil, nil
 	return errors.Join(errs...)
 }
 
