@@ -214,19 +214,44 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 			log.Warn().Strs("missing", miss).Msg("cgroup controllers missing: services asking for these limits will not start")
 		}
 		ev.Msg("cgroups " + cg.Version.String())
+		// Before the network: a killed corral's services must be gone
+		// (and their namespaces with their veths) before anything starts.
+		swept, err := cg.Sweep()
+		if len(swept) > 0 || err != nil {
+			ev := log.Warn()
+			if err != nil {
+				ev = log.Error().Err(err)
+			}
+			ev.Strs("groups", swept).Msg("killed what an earlier corral left in its cgroup subtree")
+		}
 	}
 
+	fw, hosts := supervisor.NetworkPlan(cfg)
 	var network *cnet.Network
 	if needsBridge(cfg) {
 		switch {
 		case !priv.net:
 			log.Error().Msg("bridge network refused: corral shares the host's network namespace; bridged services will not start")
 		default:
-			network, _, err = cnet.Setup(cfg.Global.Network, cnet.Options{})
+			var rep cnet.SetupReport
+			network, rep, err = cnet.Setup(cfg.Global.Network, cnet.Options{Firewall: &fw, StateFile: filepath.Join(flags.stateDir, "net-sysctl")})
+			if len(rep.Restored) > 0 {
+				log.Warn().Strs("sysctls", rep.Restored).Msg("restored the sysctls an earlier corral left changed")
+			}
+			if len(rep.Stale) > 0 {
+				log.Warn().Strs("links", rep.Stale).Msg("deleted the veths an earlier corral left")
+			}
 			if err != nil {
 				log.Error().Err(err).Msg("bridge network: bridged services will not start")
 			} else {
-				log.Info().Str("bridge", cfg.Global.Network.Name).Str("subnet", cfg.Global.Network.Subnet.String()).Msg("bridge up")
+				ev := log.Info().Str("bridge", cfg.Global.Network.Name).Str("subnet", cfg.Global.Network.Subnet.String()).
+					Uint32("mtu", rep.MTU).Str("table", cnet.TableName)
+				if rep.Uplink == "" {
+					ev.Msg("bridge up; no default route yet: services reach the outside once there is one (checked at each start)")
+				} else {
+					ev.Str("uplink", rep.Uplink).Msg("bridge up, NAT through " + rep.Uplink)
+				}
+				log.Debug().Str("ruleset", fw.String()).Msg("nftables tables installed")
 			}
 		}
 	}
@@ -236,6 +261,8 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		Network:    network,
 		StateDir:   flags.stateDir,
 		Hide:       hiddenDirs(cfg),
+		Hosts:      hosts,
+		DNS:        cfg.Global.DNS,
 		Log:        log,
 	}
 	var runtime supervisor.Runtime = rt
@@ -296,8 +323,10 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	}
 	if network != nil {
 		if m == modeSupervisor {
+			// PID 1's namespace goes with the machine; a supervisor's
+			// stays, so it undoes what it did there.
 			if err := network.Remove(); err != nil {
-				log.Warn().Err(err).Msg("remove bridge")
+				log.Warn().Err(err).Msg("remove bridge, nftables tables and sysctls")
 			}
 		}
 		_ = network.Close()

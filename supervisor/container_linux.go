@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,15 +30,25 @@ type ContainerRuntime struct {
 	Containers *container.Runtime
 	// Network is the bridge network; nil when no service uses it.
 	Network *cnet.Network
-	// StateDir holds per-service runtime files (notify sockets).
+	// StateDir holds per-service runtime files (notify sockets, the
+	// containers' /etc/hosts and /etc/resolv.conf).
 	StateDir string
 	// Hide are directories no service sees unless it mounts into them
 	// (the data partition).
 	Hide []string
-	Log  zerolog.Logger
+	// Hosts are the names every container's /etc/hosts lists (see
+	// NetworkPlan).
+	Hosts []cnet.Host
+	// DNS are the nameservers of corral.toml; none means the
+	// supervisor's own, read from HostResolv at every start.
+	DNS []netip.Addr
+	// HostResolv is the supervisor's resolv.conf ("" = /etc/resolv.conf).
+	HostResolv string
+	Log        zerolog.Logger
 
 	launchOnce sync.Once
 	launching  chan struct{}
+	warned     sync.Map // service name -> true: said that it has no nameserver
 }
 
 // maxLaunches bounds the containers being set up at once. A boot starts
@@ -52,6 +64,8 @@ type containerInstance struct {
 	proc   *container.Process
 	sock   *notify.Socket
 	dir    string
+	files  []string // the container's /etc files, removed by Cleanup
+	netOff func()   // gives back IPv4 forwarding (nil: not held)
 	output *os.File
 	def    *config.Service
 	log    zerolog.Logger
@@ -96,21 +110,41 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		}
 	}
 
+	files, mounts, err := r.writeNameFiles(def, filepath.Dir(dir))
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	removeFiles := func() {
+		for _, f := range files {
+			_ = os.Remove(f)
+		}
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
+		removeFiles()
 		sock.Close()
 		return nil, fmt.Errorf("output pipe for %s: %w", def.Name, err)
 	}
 	var netHook func(pid, nsFD int) error
+	var netOff func()
 	switch def.Net.Mode {
 	case cnet.ModeBridge:
 		if r.Network == nil {
 			pr.Close()
 			pw.Close()
+			removeFiles()
 			sock.Close()
 			return nil, fmt.Errorf("network for %s: the bridge network is not set up", def.Name)
 		}
 		netHook = func(pid, nsFD int) error {
+			if !def.Net.Isolated {
+				off, err := r.Network.Forward()
+				if err != nil {
+					return fmt.Errorf("network for %s: %w", def.Name, err)
+				}
+				netOff = off
+			}
 			return r.Network.Attach(nsFD, cnet.HostIfName(def.Name), def.Net.Address)
 		}
 	case cnet.ModeNone:
@@ -126,6 +160,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		Spec:      spec,
 		Output:    pw,
 		NotifyDir: dir,
+		Files:     mounts,
 		Network:   netHook,
 		Timeout:   timeout,
 		OnExit:    h.OnExit,
@@ -133,11 +168,15 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	<-r.launching
 	pw.Close()
 	if err != nil {
+		if netOff != nil {
+			netOff()
+		}
 		pr.Close()
+		removeFiles()
 		sock.Close()
 		return nil, err
 	}
-	inst := &containerInstance{proc: proc, sock: sock, dir: dir, output: pr, def: def, log: log}
+	inst := &containerInstance{proc: proc, sock: sock, dir: dir, files: files, netOff: netOff, output: pr, def: def, log: log}
 	inst.access.Store(uint32(def.NotifyAccess))
 	inst.mainPid.Store(int64(proc.MainPid()))
 	inst.pidNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", proc.Pid))
@@ -290,9 +329,78 @@ func (i *containerInstance) Cleanup() {
 		_ = i.proc.Kill()
 	}
 	_ = i.proc.Cleanup()
+	if i.netOff != nil {
+		// After the exit: the service's namespace (and veth) goes with its
+		// last process, which the cgroup kill above made sure of.
+		i.netOff()
+	}
 	_ = i.sock.Close()
+	for _, f := range i.files {
+		_ = os.Remove(f)
+	}
 	_ = os.Remove(i.dir)
 	_ = os.Remove(filepath.Dir(i.dir))
+}
+
+// writeNameFiles writes the container's /etc/hosts and /etc/resolv.conf
+// into its state directory and returns them with their binds.
+//
+// They are written in place (truncated and rewritten, never replaced by
+// a rename): a bind mount holds the inode, so only an in-place write
+// reaches a container that has the file bound. Addresses do not change
+// while corral runs, so a start is the only time they are written.
+func (r *ContainerRuntime) writeNameFiles(def *config.Service, dir string) (files []string, mounts []container.FileMount, err error) {
+	hostname := def.Container.Hostname
+	if hostname == "" {
+		hostname = def.Name
+	}
+	hosts := cnet.HostsFile(def.Name, hostname, def.Net.Address, r.Hosts)
+	hostResolv := r.HostResolv
+	if hostResolv == "" {
+		hostResolv = "/etc/resolv.conf"
+	}
+	host, rerr := os.ReadFile(hostResolv)
+	if rerr != nil && len(r.DNS) == 0 {
+		r.warnOnce(def.Name, fmt.Sprintf("no nameserver for the service: read %s: %v", hostResolv, rerr))
+	}
+	resolv, dropped := cnet.ResolvConf(host, r.DNS, def.Net.Mode != cnet.ModeHost)
+	if len(dropped) > 0 && !strings.Contains(string(resolv), "nameserver") {
+		r.warnOnce(def.Name, fmt.Sprintf("no nameserver for the service: the supervisor's (%v) are on loopback, which is the service's own; set [network] dns in corral.toml", dropped))
+	}
+	for _, f := range []struct {
+		name, target string
+		data         []byte
+	}{{"hosts", "/etc/hosts", hosts}, {"resolv.conf", "/etc/resolv.conf", resolv}} {
+		p := filepath.Join(dir, f.name)
+		if err := writeInPlace(p, f.data); err != nil {
+			for _, done := range files {
+				_ = os.Remove(done)
+			}
+			return nil, nil, fmt.Errorf("write %s for %s: %w", f.target, def.Name, err)
+		}
+		files = append(files, p)
+		mounts = append(mounts, container.FileMount{Source: p, Target: f.target})
+	}
+	return files, mounts, nil
+}
+
+func (r *ContainerRuntime) warnOnce(svc, msg string) {
+	if _, done := r.warned.LoadOrStore(svc, true); !done {
+		r.Log.Warn().Str("svc", svc).Msg(msg)
+	}
+}
+
+// writeInPlace writes data into path, keeping its inode when it exists.
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // maxLine is where a long line is cut into parts (marked partial).
