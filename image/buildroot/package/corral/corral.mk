@@ -20,6 +20,7 @@ CORRAL_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/build/
 #   github.com/BurntSushi/toml          MIT
 #   github.com/coreos/go-systemd/v22    Apache-2.0
 #   github.com/google/go-cmp            BSD-3-Clause (tests only, not linked)
+#   github.com/google/nftables          Apache-2.0
 #   github.com/jsimonetti/rtnetlink/v2  MIT
 #   github.com/mattn/go-colorable       MIT
 #   github.com/mattn/go-isatty          MIT
@@ -32,7 +33,7 @@ CORRAL_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/build/
 # Their license files are not in LICENSE_FILES: vendor/ only exists in the
 # build directory after the build step, and legal-info does not build.
 CORRAL_LICENSE = \
-	Apache-2.0 (corral, go-systemd), \
+	Apache-2.0 (corral, go-systemd, nftables), \
 	BSD-3-Clause (golang.org/x/net, golang.org/x/sync, golang.org/x/sys), \
 	MIT (toml, rtnetlink, netlink, socket, zerolog, go-colorable, go-isatty)
 CORRAL_LICENSE_FILES = LICENSE
