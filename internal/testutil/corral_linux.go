@@ -59,15 +59,30 @@ func (s *syncBuffer) String() string {
 // control socket.
 func StartCorral(t testing.TB, dir string) *Corral {
 	t.Helper()
+	return StartCorralIn(t, dir, "")
+}
+
+// StartCorralIn is StartCorral in the network namespace at netns (a path
+// such as NetNS.Path(), which the test prepared: an uplink, say) instead
+// of a fresh one; "" is a fresh one. nsenter joins it and execs corral,
+// which stays PID 1 of its new pid namespace.
+func StartCorralIn(t testing.TB, dir, netns string) *Corral {
+	t.Helper()
 	RequireRoot(t)
 	bin, _ := Binaries(t)
 	prefix := fmt.Sprintf("corral-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	c := &Corral{t: t, Config: dir, Prefix: prefix, log: &syncBuffer{}, exited: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--config", dir, "--log-format", "json", "--log-level", "debug", "--cgroup-prefix", prefix)
+	args := []string{"--config", dir, "--log-format", "json", "--log-level", "debug", "--cgroup-prefix", prefix}
+	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	if netns != "" {
+		args = append([]string{"--net=" + netns, "--", bin}, args...)
+		bin, flags = "nsenter", flags&^syscall.CLONE_NEWNET
+	}
+	c.cmd = exec.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), "container=corral-test")
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		Cloneflags: flags,
 		// No Pdeathsig: it fires when the forking *thread* exits, and tests
 		// lock and retire threads for network namespaces. Cleanup stops it.
 	}
