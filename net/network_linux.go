@@ -427,10 +427,9 @@ func (n *Network) forwardOn(first bool) error {
 	if n.sys == nil {
 		return fmt.Errorf("forwarding for bridge %s: not made by Setup", n.cfg.Name)
 	}
+	var set []string
 	if first {
-		if err := n.sys.set(forwardingPath(n.cfg.Name), "1"); err != nil {
-			return err
-		}
+		set = []string{forwardingPath(n.cfg.Name), "1"}
 	}
 	n.mu.Lock()
 	var up uplink
@@ -441,8 +440,15 @@ func (n *Network) forwardOn(first bool) error {
 		up, err = findUplink(n.c)
 	}
 	n.mu.Unlock()
-	if err != nil || up.name == "" || up.name == n.cfg.Name || slices.Contains(n.uplinks, up.name) {
-		return err // no uplink yet: the bridge alone (services reach the supervisor)
+	if err == nil && (up.name == "" || up.name == n.cfg.Name || slices.Contains(n.uplinks, up.name)) {
+		// No new uplink: the bridge alone (services reach the supervisor).
+		if len(set) > 0 {
+			err = n.sys.set(set...)
+		}
+		return err
+	}
+	if err != nil {
+		return err
 	}
 	was := ""
 	err = inNetNS(n.nsFD, func() error {
@@ -463,7 +469,7 @@ func (n *Network) forwardOn(first bool) error {
 		n.guarded = append(n.guarded, up.name)
 	}
 	n.uplinks = append(n.uplinks, up.name)
-	return n.sys.set(forwardingPath(up.name), "1")
+	return n.sys.set(append(set, forwardingPath(up.name), "1")...)
 }
 
 // forwardOff puts the forwarding sysctls back and empties the guard set:

@@ -44,13 +44,19 @@ func forwardingPath(ifname string) string {
 	return "net/ipv4/conf/" + ifname + "/forwarding"
 }
 
-// set writes value to path, after remembering what was there (only the
-// first time: a second set keeps the value from before corral).
-func (s *sysctls) set(path, value string) error {
+// set writes each value to its path (pairs of path, value), after
+// remembering what was there (only the first time: a second set keeps the
+// value from before corral). One thread, one state file write.
+func (s *sysctls) set(pathValues ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return inNetNS(s.nsFD, func() error {
-		if _, ok := s.saved[path]; !ok {
+		changed := false
+		for i := 0; i+1 < len(pathValues); i += 2 {
+			path := pathValues[i]
+			if _, ok := s.saved[path]; ok {
+				continue
+			}
 			old, err := os.ReadFile(procSys + path)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", strings.ReplaceAll(path, "/", "."), err)
@@ -60,12 +66,18 @@ func (s *sysctls) set(path, value string) error {
 			}
 			s.saved[path] = strings.TrimSpace(string(old))
 			s.order = append(s.order, path)
+			changed = true
+		}
+		if changed {
 			if err := s.persist(); err != nil {
 				return err
 			}
 		}
-		if err := os.WriteFile(procSys+path, []byte(value), 0); err != nil {
-			return fmt.Errorf("set %s=%s: %w", strings.ReplaceAll(path, "/", "."), value, err)
+		for i := 0; i+1 < len(pathValues); i += 2 {
+			path, value := pathValues[i], pathValues[i+1]
+			if err := os.WriteFile(procSys+path, []byte(value), 0); err != nil {
+				return fmt.Errorf("set %s=%s: %w", strings.ReplaceAll(path, "/", "."), value, err)
+			}
 		}
 		return nil
 	})
