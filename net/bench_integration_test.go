@@ -5,7 +5,10 @@ package net_test
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/internal/testutil"
+	cnet "github.com/corral-init/corral/net"
 )
 
 // BenchmarkAttach times what a service start and stop cost the network:
@@ -74,7 +78,15 @@ func BenchmarkAttach(b *testing.B) {
 }
 
 func benchAttach(b *testing.B, sup *supervisor, mon *linkMonitor, hostIf string, attach func(*testutil.NetNS) error) {
-	var attachT, teardownT []time.Duration
+	benchUpDown(b, sup.ns, mon, hostIf, attach, nil, "attach-ns", "teardown-ns")
+}
+
+// benchUpDown times up (a service's network into a fresh namespace),
+// then the namespace's end until the kernel removed hostIf, then down
+// (what the supervisor does after the exit), and reports the medians of
+// up and of the two others together.
+func benchUpDown(b *testing.B, sup *testutil.NetNS, mon *linkMonitor, hostIf string, up func(*testutil.NetNS) error, down func() error, upUnit, downUnit string) {
+	var upT, downT []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -82,8 +94,8 @@ func benchAttach(b *testing.B, sup *supervisor, mon *linkMonitor, hostIf string,
 		b.StartTimer()
 
 		t0 := time.Now()
-		if err := attach(svc); err != nil {
-			b.Fatalf("attach: %v", err)
+		if err := up(svc); err != nil {
+			b.Fatalf("up: %v", err)
 		}
 		t1 := time.Now()
 		if err := svc.Close(); err != nil {
@@ -92,17 +104,115 @@ func benchAttach(b *testing.B, sup *supervisor, mon *linkMonitor, hostIf string,
 		if err := mon.waitDeleted(hostIf, 20*time.Second); err != nil {
 			b.Fatal(err)
 		}
+		if down != nil {
+			if err := down(); err != nil {
+				b.Fatalf("down: %v", err)
+			}
+		}
 		t2 := time.Now()
 
-		attachT = append(attachT, t1.Sub(t0))
-		teardownT = append(teardownT, t2.Sub(t1))
+		upT = append(upT, t1.Sub(t0))
+		downT = append(downT, t2.Sub(t1))
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(median(attachT).Nanoseconds()), "attach-ns")
-	b.ReportMetric(float64(median(teardownT).Nanoseconds()), "teardown-ns")
-	if linkExists(b, sup.ns, hostIf) {
+	b.ReportMetric(float64(median(upT).Nanoseconds()), upUnit)
+	b.ReportMetric(float64(median(downT).Nanoseconds()), downUnit)
+	if linkExists(b, sup, hostIf) {
 		b.Fatalf("%s left behind", hostIf)
 	}
+}
+
+// BenchmarkServiceNetwork is a bridged service's whole network, as a
+// start and a stop cost it: forwarding held (the first service turns it
+// on for the bridge and the uplink and records the old values; the next
+// one only looks the uplink up), the veth pair with address, route and lo,
+// and the container's /etc/hosts and /etc/resolv.conf; then, after the
+// namespace is gone, forwarding released. The firewall is installed once
+// by Setup and costs a start nothing. The "ip" variant does the same with
+// processes, as a script would: sysctl(8) for both switches (and back
+// afterwards), the five ip(8) commands of BenchmarkAttach, and the same
+// two files.
+func BenchmarkServiceNetwork(b *testing.B) {
+	sup := testutil.NewNetNS(b)
+	newOutside(b, sup)
+	ipIn(b, sup, "link", "set", "lo", "up")
+	const hostIf = "crlbench"
+	fw := &cnet.Firewall{Endpoints: []cnet.Endpoint{{Name: "bench", Addr: svcAddr, Ports: []cnet.Port{{Host: 8080, Container: 80, Proto: cnet.TCP}}, Peers: []string{"db"}},
+		{Name: "db", Addr: netip.MustParseAddr("10.99.0.6")}}}
+	n, _ := setupWith(b, sup, cnet.Options{Firewall: fw, StateFile: filepath.Join(b.TempDir(), "net-sysctl")})
+	mon := newLinkMonitor(b, sup)
+	files := b.TempDir()
+	hosts := []cnet.Host{{Name: "bench", Addr: svcAddr}, {Name: "db", Addr: netip.MustParseAddr("10.99.0.6")}}
+	writeFiles := func() error {
+		host, _ := os.ReadFile("/etc/resolv.conf")
+		resolv, _ := cnet.ResolvConf(host, nil, true)
+		if err := os.WriteFile(filepath.Join(files, "hosts"), cnet.HostsFile("bench", "bench", svcAddr, hosts), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(files, "resolv.conf"), resolv, 0o644)
+	}
+	corral := func(b *testing.B) {
+		var release func()
+		benchUpDown(b, sup, mon, hostIf, func(svc *testutil.NetNS) error {
+			var err error
+			if release, err = n.Forward(); err != nil {
+				return err
+			}
+			if err := n.Attach(svc.FD(), hostIf, svcAddr); err != nil {
+				return err
+			}
+			return writeFiles()
+		}, func() error { release(); return nil }, "up-ns", "down-ns")
+	}
+	b.Run("corral", corral)
+	b.Run("corral-next", func(b *testing.B) {
+		// Another service holds forwarding already.
+		release, err := n.Forward()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer release()
+		corral(b)
+	})
+	b.Run("ip", func(b *testing.B) {
+		ip, err1 := exec.LookPath("ip")
+		sysctl, err2 := exec.LookPath("sysctl")
+		nsenter, err3 := exec.LookPath("nsenter")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			b.Skip(err)
+		}
+		prefix := svcAddr.String() + "/" + strconv.Itoa(testBridge.Subnet.Bits())
+		forwarding := func(v string) error {
+			out, err := exec.Command(nsenter, "--net="+sup.Path(), sysctl, "-qw",
+				"net.ipv4.conf."+testBridge.Name+".forwarding="+v, "net.ipv4.conf.up0.forwarding="+v).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("sysctl: %w: %s", err, out)
+			}
+			return nil
+		}
+		benchUpDown(b, sup, mon, hostIf, func(svc *testutil.NetNS) error {
+			if err := forwarding("1"); err != nil {
+				return err
+			}
+			for _, c := range []struct {
+				ns   *testutil.NetNS
+				args []string
+			}{
+				{sup, []string{"link", "add", hostIf, "mtu", "1500", "master", testBridge.Name, "up",
+					"type", "veth", "peer", "name", "eth0", "netns", svc.Path()}},
+				{svc, []string{"link", "set", "lo", "up"}},
+				{svc, []string{"addr", "add", prefix, "dev", "eth0"}},
+				{svc, []string{"link", "set", "eth0", "up"}},
+				{svc, []string{"route", "add", "default", "via", testBridge.Gateway().String()}},
+			} {
+				args := append([]string{"--net=" + c.ns.Path(), ip}, c.args...)
+				if out, err := exec.Command(nsenter, args...).CombinedOutput(); err != nil {
+					return fmt.Errorf("ip %v: %w: %s", c.args, err, out)
+				}
+			}
+			return writeFiles()
+		}, func() error { return forwarding("0") }, "up-ns", "down-ns")
+	})
 }
 
 func median(ds []time.Duration) time.Duration {
