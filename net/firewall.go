@@ -112,7 +112,7 @@ func (f Firewall) sorted() []Endpoint {
 //
 //   - prerouting, output (nat): a published port on any local address
 //     is forwarded to its service, from outside and from the supervisor
-//     itself;
+//     itself (there on any address but loopback's);
 //   - postrouting (nat): what leaves the bridge subnet through another
 //     interface is masqueraded to that interface's address; a service
 //     reaching another through a published port (hairpin) is
@@ -145,15 +145,19 @@ func (f Firewall) tables() []table {
 	eps := f.sorted()
 
 	ip := table{family: familyIP, sets: []set{{name: guardSet, key: keyIfName}}}
-	var dnat []rule
+	var dnat, dnatOut []rule
 	anyPorts := false
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
 	for _, e := range eps {
 		for _, p := range e.Ports {
 			anyPorts = true
-			dnat = append(dnat, rule{
-				conds: []cond{fibLocal{}, l4proto{p.Proto}, portIs{dst: true, proto: p.Proto, port: p.Host}},
-				act:   dnatTo{e.Addr, p.Container},
-			})
+			match := []cond{fibLocal{}, l4proto{p.Proto}, portIs{dst: true, proto: p.Proto, port: p.Host}}
+			dnat = append(dnat, rule{conds: match, act: dnatTo{e.Addr, p.Container}})
+			// Not to 127.0.0.1: a packet from loopback may not leave on
+			// the bridge unless route_localnet is on there, which would also
+			// let services reach the supervisor's loopback-only listeners.
+			out := append([]cond{ipAddr{dst: true, not: true, p: loopback}}, match...)
+			dnatOut = append(dnatOut, rule{conds: out, act: dnatTo{e.Addr, p.Container}})
 		}
 	}
 	var post []rule
@@ -188,7 +192,7 @@ func (f Firewall) tables() []table {
 	)
 	ip.chains = []chain{
 		{name: "prerouting", base: &baseChain{typ: "nat", hook: "prerouting", prio: -100}, rules: dnat},
-		{name: "output", base: &baseChain{typ: "nat", hook: "output", prio: -100}, rules: dnat},
+		{name: "output", base: &baseChain{typ: "nat", hook: "output", prio: -100}, rules: dnatOut},
 		{name: "postrouting", base: &baseChain{typ: "nat", hook: "postrouting", prio: 100}, rules: post},
 		{name: "forward", base: &baseChain{typ: "filter", hook: "forward", prio: 0}, rules: fwd},
 		{name: "input", base: &baseChain{typ: "filter", hook: "input", prio: 0}, rules: in},

@@ -466,6 +466,14 @@ func TestFirewallTraffic(t *testing.T) {
 				t.Errorf("supervisor -> %s:8080: %q, %v", addr, got, err)
 			}
 		}
+		// Loopback is not forwarded: the supervisor's own listener (none
+		// here) answers, at once, instead of a connection that hangs.
+		start := time.Now()
+		if got, err := dial(t, a.sup, "tcp4", "127.0.0.1:8080"); err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("supervisor -> 127.0.0.1:8080: %q, %v; want connection refused", got, err)
+		} else if time.Since(start) > 500*time.Millisecond {
+			t.Errorf("refused only after %v", time.Since(start))
+		}
 	})
 	t.Run("port forward: the outside cannot reach services directly", func(t *testing.T) {
 		if got, err := dial(t, a.out, "tcp4", web+":80"); err == nil {

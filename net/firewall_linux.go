@@ -96,8 +96,8 @@ func installFirewall(c nftConn, fw Firewall) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install nftables tables %s %s: %w (the kernel needs nf_tables with nat, masq, fib, ct and the bridge family)",
-			"ip,bridge", TableName, err)
+		return fmt.Errorf("install nftables tables ip %s and bridge %s: %w (the kernel needs nf_tables with nat, masq, fib, ct and the bridge family)",
+			TableName, TableName, err)
 	}
 	return nil
 }

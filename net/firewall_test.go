@@ -31,8 +31,8 @@ func TestFirewallTables(t *testing.T) {
 	}
 	chain output {
 		type nat hook output priority -100; policy accept;
-		fib daddr type local meta l4proto tcp tcp dport 8080 dnat to 10.88.0.10:80
-		fib daddr type local meta l4proto udp udp dport 5353 dnat to 10.88.0.10:53
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto tcp tcp dport 8080 dnat to 10.88.0.10:80
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto udp udp dport 5353 dnat to 10.88.0.10:53
 	}
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;

@@ -349,8 +349,10 @@ type networkTable struct {
 	// default) or "udp", e.g. ["8080:80/tcp", "5353:53/udp"]. Connections
 	// to any of the appliance's own addresses on HOST, from outside and
 	// from the appliance itself, are forwarded to the service on
-	// CONTAINER. Two services cannot publish the same HOST port and
-	// protocol. Bridge mode only. Default none.
+	// CONTAINER (127.0.0.1 is not forwarded: that would need route_localnet
+	// on the bridge, which lets services reach loopback-only listeners).
+	// Two services cannot publish the same HOST port and protocol. Bridge
+	// mode only. Default none.
 	Ports []string `toml:"ports"`
 	// AllowFrom names services that may open connections to this one. By
 	// default a service may connect to the services it requires or starts
