@@ -148,6 +148,11 @@ func Setup(cfg BridgeConfig, o Options) (n *Network, rep SetupReport, err error)
 			return undo(fmt.Errorf("open nftables netlink: %w", err))
 		}
 		if err := installFirewall(n.nft, fw); err != nil {
+			// The transaction changed nothing; an earlier run's tables
+			// may still be there, and must not stay half-relevant.
+			if rerr := removeFirewall(n.nft); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: %w", rerr))
+			}
 			return undo(err)
 		}
 	}
