@@ -26,10 +26,14 @@ CORRAL_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/build/
 #   github.com/mattn/go-isatty          MIT
 #   github.com/mdlayher/netlink         MIT
 #   github.com/mdlayher/socket          MIT
+#   github.com/munnerz/goautoneg        BSD-3-Clause (tests only, not linked)
+#   github.com/prometheus/client_model  Apache-2.0 (tests only, not linked)
+#   github.com/prometheus/common        Apache-2.0 (tests only, not linked)
 #   github.com/rs/zerolog               MIT
 #   golang.org/x/net                    BSD-3-Clause
 #   golang.org/x/sync                   BSD-3-Clause
 #   golang.org/x/sys                    BSD-3-Clause
+#   google.golang.org/protobuf          BSD-3-Clause (tests only, not linked)
 # Their license files are not in LICENSE_FILES: vendor/ only exists in the
 # build directory after the build step, and legal-info does not build.
 CORRAL_LICENSE = \
