@@ -104,11 +104,39 @@ type Process struct {
 	initConn   *net.UnixConn
 	servicePid int
 	reloads    chan error
-	reloadPid  atomic.Int64 // the running reload command, for notify_access=exec
+	reloadPid  atomic.Int64  // the running reload command, for notify_access=exec
+	forked     chan struct{} // open while a reload command's pid is awaited (mu)
 }
 
 // ReloadPid is the pid of the reload command while it runs, else 0.
 func (p *Process) ReloadPid() int { return int(p.reloadPid.Load()) }
+
+// AwaitReloadPid is ReloadPid, except that while a reload command was
+// asked for but its pid is not known yet it waits (up to d) for the pid:
+// the command's first notify datagram can overtake the child stage's
+// report of its fork.
+func (p *Process) AwaitReloadPid(d time.Duration) int {
+	p.mu.Lock()
+	ch := p.forked
+	p.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-time.After(d):
+		}
+	}
+	return p.ReloadPid()
+}
+
+// reloadSettled ends a wait in AwaitReloadPid.
+func (p *Process) reloadSettled() {
+	p.mu.Lock()
+	if p.forked != nil {
+		close(p.forked)
+		p.forked = nil
+	}
+	p.mu.Unlock()
+}
 
 // Start creates the cgroup, clones the child stage into new namespaces,
 // runs the network hook and the handshake, and returns once the service
@@ -381,8 +409,10 @@ func (p *Process) readInit(uc *net.UnixConn) {
 			if hp, err := p.HostPid(m.Pid); err == nil {
 				p.reloadPid.Store(int64(hp))
 			}
+			p.reloadSettled()
 		case msgDone:
 			p.reloadPid.Store(0)
+			p.reloadSettled()
 			var err error
 			if ws := unix.WaitStatus(m.Status); !ws.Exited() || ws.ExitStatus() != 0 {
 				err = fmt.Errorf("reload command %s", Exit{Code: exitCode(ws), Signal: exitSignal(ws)}.Reason())
@@ -470,6 +500,12 @@ func (p *Process) Reload(argv []string, timeout time.Duration) error {
 	case <-p.reloads: // a stale answer
 	default:
 	}
+	p.mu.Lock()
+	if p.forked == nil {
+		p.forked = make(chan struct{})
+	}
+	p.mu.Unlock()
+	defer p.reloadSettled()
 	if err := sendMsg(p.initConn, message{Type: msgReload, Argv: argv}); err != nil {
 		return fmt.Errorf("send reload command: %w", err)
 	}

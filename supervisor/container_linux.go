@@ -222,10 +222,11 @@ func (i *containerInstance) allowed(access config.NotifyAccess, pid int) (bool, 
 	case config.NotifyNone:
 		return false, fmt.Sprintf("datagram from pid %d dropped: notify_access is none", pid)
 	case config.NotifyMain, config.NotifyExec:
-		if access == config.NotifyExec && pid == i.proc.ReloadPid() {
+		main := int(i.mainPid.Load())
+		if access == config.NotifyExec && pid != main && pid == i.proc.AwaitReloadPid(250*time.Millisecond) {
 			return true, "" // the reload command is a control process
 		}
-		if main := int(i.mainPid.Load()); pid != main {
+		if pid != main {
 			return false, fmt.Sprintf("datagram from pid %d rejected: notify_access is %s and the main process is pid %d", pid, access, main)
 		}
 		return true, ""
