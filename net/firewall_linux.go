@@ -31,7 +31,13 @@ type nftConn interface {
 // namespace, for good: a conn that is not lasting would open a new socket
 // on every Flush, in whatever namespace the calling thread is in then.
 func dialNFT() (nftConn, error) {
-	return nftables.New(nftables.AsLasting())
+	c, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		// Not c: a nil *Conn in the interface is not a nil nftConn, and
+		// the undo path would call CloseLasting on it.
+		return nil, err
+	}
+	return c, nil
 }
 
 func nftFamily(f family) nftables.TableFamily {
