@@ -76,7 +76,7 @@ func ChildMain() {
 	if spec.Init {
 		runInit(spec, env) // never returns
 	}
-	if err := send(message{Type: msgExec}); err != nil {
+	if err := send(message{Type: msgExec, Notes: childNotes}); err != nil {
 		os.Exit(ChildFailedCode)
 	}
 	err = unix.Exec(spec.Args[0], spec.Args, env)
@@ -255,6 +255,10 @@ func bindTree(s mountStep) *ChildError {
 	return nil
 }
 
+// childNotes are what the child stage skipped and the supervisor should
+// log; they go with msgExec or msgRunning.
+var childNotes []string
+
 // bindFile binds s.Source (a detached read-only clone the parent made,
 // s.SourceFD) over the file s.Show of the new root at s.Target. The target is looked up inside that root (openat2
 // RESOLVE_IN_ROOT), so a symlink such as /etc/resolv.conf ->
@@ -269,6 +273,12 @@ func bindFile(s mountStep) *ChildError {
 	defer unix.Close(root)
 	target, ce := fileInRoot(root, s.Show)
 	if ce != nil {
+		if s.Optional && ce.Op == "mount" && ce.Errno == unix.ENOENT {
+			// A read-only root without the file: the service runs with
+			// the image's own (none), and the supervisor says so.
+			childNotes = append(childNotes, ce.Path+" not bound, the service runs without corral's: "+ce.Msg)
+			return nil
+		}
 		return ce
 	}
 	defer unix.Close(target)
@@ -587,7 +597,7 @@ func runInit(spec Spec, env []string) {
 	if err != nil {
 		childFail(childErr("exec", filepath.Clean(spec.Args[0]), err))
 	}
-	if err := send(message{Type: msgRunning, Pid: pid}); err != nil {
+	if err := send(message{Type: msgRunning, Pid: pid, Notes: childNotes}); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		os.Exit(ChildFailedCode)
 	}

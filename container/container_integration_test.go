@@ -25,6 +25,7 @@ type env struct {
 	rt      *container.Runtime
 	payload string
 	prefix  string
+	notes   []string // the last runFiles' Process.Notes
 }
 
 func newEnv(t testing.TB) *env {
@@ -75,6 +76,7 @@ func (e *env) runFiles(t *testing.T, spec container.Spec, files []container.File
 		pr.Close()
 		return "", container.Exit{}, err
 	}
+	e.notes = p.Notes
 	out, _ := io.ReadAll(pr)
 	pr.Close()
 	var x container.Exit
@@ -292,6 +294,17 @@ func TestFilesResolvedInsideTheRoot(t *testing.T) {
 		[]container.FileMount{{Source: filepath.Join(src, "hosts"), Target: "/etc/missing"}})
 	if err == nil || err.Error() != "mount /etc/missing: target /etc/missing does not exist in the read-only root (create it in the image): no such file or directory" {
 		t.Errorf("missing target in the read-only root: %v", err)
+	}
+	// Optional (the name files): the service runs without it, and the
+	// supervisor hears why.
+	out, x, err = e.runFiles(t, container.Spec{Name: "files3", Rootfs: root, HostNetwork: true, Args: []string{e.payload, "cat", "/etc/hosts"}},
+		[]container.FileMount{{Source: filepath.Join(src, "hosts"), Target: "/etc/missing", Optional: true},
+			{Source: filepath.Join(src, "hosts"), Target: "/etc/hosts", Optional: true}})
+	if err != nil || !x.Success() || out != "corral's hosts\n" {
+		t.Fatalf("optional missing target: %v %s %q", err, x.Reason(), out)
+	}
+	if len(e.notes) != 1 || !strings.HasPrefix(e.notes[0], "/etc/missing not bound") {
+		t.Errorf("notes = %q, want one for /etc/missing", e.notes)
 	}
 }
 

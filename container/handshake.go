@@ -63,6 +63,7 @@ type message struct {
 	Pid    int          `json:"pid,omitempty"`
 	Status uint32       `json:"status,omitempty"` // raw wait status
 	Argv   []string     `json:"argv,omitempty"`   // reload
+	Notes  []string     `json:"notes,omitempty"`  // exec, running: what was skipped
 }
 
 // childConfig is what the child stage needs beyond the Spec.
@@ -84,9 +85,10 @@ type childConfig struct {
 
 // fileBind is one FileMount as the child stage gets it.
 type fileBind struct {
-	Source string `json:"source"` // for messages
-	Target string `json:"target"`
-	FD     int    `json:"fd"`
+	Source   string `json:"source"` // for messages
+	Target   string `json:"target"`
+	FD       int    `json:"fd"`
+	Optional bool   `json:"optional,omitempty"`
 }
 
 // maxMessage bounds one handshake packet.

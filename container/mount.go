@@ -169,7 +169,7 @@ func mountPlan(cfg childConfig, root string) []mountStep {
 	}
 	for _, f := range cfg.Files {
 		t := filepath.Clean("/" + strings.TrimPrefix(f.Target, "/"))
-		steps = append(steps, mountStep{Kind: stepBindFile, Source: f.Source, SourceFD: f.FD, Target: root, RO: true, Show: t})
+		steps = append(steps, mountStep{Kind: stepBindFile, Source: f.Source, SourceFD: f.FD, Target: root, RO: true, Optional: f.Optional, Show: t})
 	}
 	for _, m := range cfg.Spec.Mounts {
 		t := filepath.Clean("/" + strings.TrimPrefix(m.Target, "/"))

@@ -98,4 +98,7 @@ func (l Limits) CPUQuota() time.Duration {
 type FileMount struct {
 	Source string `json:"source"`
 	Target string `json:"target"`
+	// Optional: when the target is missing from a read-only root, skip
+	// the bind and report it in Process.Notes instead of failing.
+	Optional bool `json:"optional,omitempty"`
 }

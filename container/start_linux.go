@@ -87,6 +87,9 @@ type Process struct {
 	// Degraded lists what of the sandbox or limits did not take effect,
 	// for a service that allows it (else the start failed).
 	Degraded []string
+	// Notes lists optional steps the child stage skipped (a name file the
+	// read-only root has no place for).
+	Notes []string
 
 	pidfd     int
 	onExit    func(Exit)
@@ -258,7 +261,7 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 		}
 		defer unix.Close(ffd)
 		files = append(files, uintptr(ffd))
-		fileBinds = append(fileBinds, fileBind{Source: f.Source, Target: f.Target, FD: len(files) - 1})
+		fileBinds = append(fileBinds, fileBind{Source: f.Source, Target: f.Target, FD: len(files) - 1, Optional: f.Optional})
 	}
 	attr := &syscall.ProcAttr{
 		Dir: "/",
@@ -327,6 +330,7 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 	case msgError:
 		return p, m.Err
 	case msgExec:
+		p.Notes = m.Notes
 		// The next read ends with EOF when exec closed the socket.
 		m2, err := recvMsg(uc)
 		switch {
@@ -339,6 +343,7 @@ func (r *Runtime) Start(o StartOptions) (p *Process, err error) {
 			return p, fmt.Errorf("child stage of %s: unexpected message %q after exec", spec.Name, m2.Type)
 		}
 	case msgRunning:
+		p.Notes = m.Notes
 		keepConn = true
 		p.sockDone = make(chan struct{})
 		p.initConn = uc

@@ -176,6 +176,9 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		sock.Close()
 		return nil, err
 	}
+	for _, n := range proc.Notes {
+		r.warnOnce(def.Name+"\x00"+n, def.Name, n)
+	}
 	inst := &containerInstance{proc: proc, sock: sock, dir: dir, files: files, netOff: netOff, output: pr, def: def, log: log}
 	inst.access.Store(uint32(def.NotifyAccess))
 	inst.mainPid.Store(int64(proc.MainPid()))
@@ -362,11 +365,11 @@ func (r *ContainerRuntime) writeNameFiles(def *config.Service, dir string) (file
 	}
 	host, rerr := os.ReadFile(hostResolv)
 	if rerr != nil && len(r.DNS) == 0 {
-		r.warnOnce(def.Name, fmt.Sprintf("no nameserver for the service: read %s: %v", hostResolv, rerr))
+		r.warnOnce(def.Name, def.Name, fmt.Sprintf("no nameserver for the service: read %s: %v", hostResolv, rerr))
 	}
 	resolv, dropped := cnet.ResolvConf(host, r.DNS, def.Net.Mode != cnet.ModeHost)
 	if len(dropped) > 0 && !strings.Contains(string(resolv), "nameserver") {
-		r.warnOnce(def.Name, fmt.Sprintf("no nameserver for the service: the supervisor's (%v) are on loopback, which is the service's own; set [network] dns in corral.toml", dropped))
+		r.warnOnce(def.Name, def.Name, fmt.Sprintf("no nameserver for the service: the supervisor's (%v) are on loopback, which is the service's own; set [network] dns in corral.toml", dropped))
 	}
 	for _, f := range []struct {
 		name, target string
@@ -380,13 +383,16 @@ func (r *ContainerRuntime) writeNameFiles(def *config.Service, dir string) (file
 			return nil, nil, fmt.Errorf("write %s for %s: %w", f.target, def.Name, err)
 		}
 		files = append(files, p)
-		mounts = append(mounts, container.FileMount{Source: p, Target: f.target})
+		// Optional: an image without the file and with a read-only root
+		// still runs its services (as systemd-nspawn does), with a warning.
+		mounts = append(mounts, container.FileMount{Source: p, Target: f.target, Optional: true})
 	}
 	return files, mounts, nil
 }
 
-func (r *ContainerRuntime) warnOnce(svc, msg string) {
-	if _, done := r.warned.LoadOrStore(svc, true); !done {
+// warnOnce logs msg for svc the first time key is seen.
+func (r *ContainerRuntime) warnOnce(key, svc, msg string) {
+	if _, done := r.warned.LoadOrStore(key, true); !done {
 		r.Log.Warn().Str("svc", svc).Msg(msg)
 	}
 }
