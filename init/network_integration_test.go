@@ -60,7 +60,7 @@ func ipIn(t testing.TB, ns *testutil.NetNS, args ...string) string {
 func newAppliance(t testing.TB) (sup, outside *testutil.NetNS) {
 	t.Helper()
 	sup, outside = testutil.NewNetNS(t), testutil.NewNetNS(t)
-	ipIn(t, sup, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", outside.Path())
+	testutil.Veth(t, sup, "up0", outside, "eth0")
 	ipIn(t, sup, "addr", "add", uplinkAddr+"/24", "dev", "up0")
 	ipIn(t, sup, "link", "set", "up0", "up")
 	ipIn(t, sup, "link", "set", "lo", "up")
@@ -500,7 +500,10 @@ func TestRestartAfterKillLeavesOneSet(t *testing.T) {
 	if err != nil || body != "payload" {
 		t.Errorf("the port forward after the restart: %q, %v", body, err)
 	}
-	for _, want := range []string{"killed what an earlier corral left in its cgroup subtree", "restored the sysctls an earlier corral left changed", "deleted the veths an earlier corral left"} {
+	// Not "deleted the veths an earlier corral left": the sweep's kill
+	// ends the old namespaces, and the kernel may remove their veths before
+	// Setup looks (it does on the emulated Pi). oneSet above is the point.
+	for _, want := range []string{"killed what an earlier corral left in its cgroup subtree", "restored the sysctls an earlier corral left changed"} {
 		if !strings.Contains(sh.out.String(), want) {
 			t.Errorf("the second corral did not log %q", want)
 		}

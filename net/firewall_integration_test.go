@@ -48,7 +48,7 @@ func ipIn(t testing.TB, ns *testutil.NetNS, args ...string) {
 func newOutside(t testing.TB, sup *testutil.NetNS) *testutil.NetNS {
 	t.Helper()
 	out := testutil.NewNetNS(t)
-	ipIn(t, sup, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", out.Path())
+	testutil.Veth(t, sup, "up0", out, "eth0")
 	ipIn(t, sup, "addr", "add", upAddr.String(), "dev", "up0")
 	ipIn(t, sup, "link", "set", "up0", "up")
 	ipIn(t, out, "addr", "add", outAddr.String(), "dev", "eth0")

@@ -18,7 +18,7 @@ import (
 
 // integrationPkgs are the packages whose root integration tests the
 // selftest boot runs inside the guest.
-var integrationPkgs = []string{"./init", "./container"}
+var integrationPkgs = []string{"./init", "./container", "./net"}
 
 // goBinaries is where the build put the Go programs.
 type goBinaries struct {

@@ -224,8 +224,10 @@ func bootMarkers(services []svcInfo) []marker {
 		{Name: "the disk's corral started as PID 1", On: []string{"virt-disk"}, After: mkSwitch, JSON: bannerJSON, Timeline: "corral started from the disk"},
 		{Name: "cgroup v2 with the memory, cpu and pids controllers",
 			JSON: []matcher{eq("message", "cgroups v2"), includes("controllers", "memory", "cpu", "pids")}},
-		{Name: "kernel modules loaded (veth, bridge)",
-			JSON: []matcher{eq("message", "loaded kernel modules"), includes("modules", "veth", "bridge")}, Timeline: "modules loaded"},
+		{Name: "kernel modules loaded (veth, bridge, nf_tables)",
+			JSON: []matcher{eq("message", "loaded kernel modules"), includes("modules", "veth", "bridge", "nf_tables", "nft_nat")}, Timeline: "modules loaded"},
+		{Name: "the bridge is up with corral's nftables tables",
+			JSON: []matcher{has("message", "bridge up"), eq("bridge", "corral0"), eq("table", "corral")}, Timeline: "bridge up"},
 		{Name: "the broken service file is reported with file, line and key",
 			JSON: []matcher{has("file", brokenService+".toml"), present("line"), present("key")}},
 	}

@@ -161,15 +161,19 @@ func installEtcCorral(dst string, in *imageInputs) error {
 }
 
 // writeEtc writes the few files of /etc that programs look for: the
-// hostname, root and nobody for user lookups, and /etc/mtab for
-// busybox's mount and umount.
+// hostname, root and nobody for user lookups, hosts and resolv.conf for
+// corral to bind the services' own over, and /etc/mtab for busybox's
+// mount and umount.
 func writeEtc(dir, hostname string) error {
 	for name, body := range map[string]string{
 		"etc/hostname": hostname + "\n",
 		"etc/passwd":   "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 		"etc/group":    "root:x:0:\nnogroup:x:65534:\n",
 		"etc/hosts":    "127.0.0.1\tlocalhost\n127.0.1.1\t" + hostname + "\n",
-		"etc/profile":  "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\h:\\w# '\n",
+		// Empty: corral binds each service's own over it (a read-only root
+		// has no place to create one).
+		"etc/resolv.conf": "",
+		"etc/profile":     "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\h:\\w# '\n",
 	} {
 		if err := writeFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return err
