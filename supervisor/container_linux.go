@@ -317,10 +317,11 @@ func (i *containerInstance) Reload() error {
 	}
 	return i.Signal(i.def.ReloadSignal)
 }
-func (i *containerInstance) Kill() error            { return i.proc.Kill() }
-func (i *containerInstance) CgroupPath() string     { return i.proc.Group.Path() }
-func (i *containerInstance) Memory() (int64, error) { return i.proc.Group.MemoryCurrent() }
-func (i *containerInstance) Degraded() []string     { return i.proc.Degraded }
+func (i *containerInstance) Kill() error                 { return i.proc.Kill() }
+func (i *containerInstance) CgroupPath() string          { return i.proc.Group.Path() }
+func (i *containerInstance) Memory() (int64, error)      { return i.proc.Group.MemoryCurrent() }
+func (i *containerInstance) CPU() (time.Duration, error) { return i.proc.Group.CPUUsage() }
+func (i *containerInstance) Degraded() []string          { return i.proc.Degraded }
 
 func (i *containerInstance) Cleanup() {
 	// Anything left in the cgroup? Normally nothing: the namespace's init
