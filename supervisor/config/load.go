@@ -77,7 +77,9 @@ func defaultGlobal(file string) Global {
 		File:     file,
 		Hostname: f.Hostname,
 		Network:  cnet.BridgeConfig{Name: f.Network.Bridge, Subnet: netip.MustParsePrefix(f.Network.Subnet)},
-		Log:      LogConfig{Level: f.Log.Level, Format: f.Log.Format},
+		Log: LogConfig{Level: f.Log.Level, Format: f.Log.Format, FileSize: int64(f.Log.FileSize), Keep: f.Log.Keep,
+			TotalSize: int64(f.Log.TotalSize), Rate: f.Log.Rate, Burst: f.Log.Burst},
+		API:      API{ReadGroup: -1},
 		Boot:     Boot{FSType: f.Boot.RootFSType, Options: f.Boot.RootOptions, Timeout: time.Duration(f.Boot.RootTimeout)},
 		Storage:  Storage{FSType: f.Storage.DataFSType},
 		Watchdog: Watchdog{Timeout: time.Duration(f.Watchdog.Timeout), BootLimit: f.Watchdog.BootLimit},
@@ -137,6 +139,10 @@ func loadService(name, file string, g *Global) *unit {
 	u := &unit{fileState: fileState{file: file}, name: name}
 	if !nameRE.MatchString(name) {
 		u.errorf("", "invalid service name %q (%s)", name, nameRule)
+		return u
+	}
+	if name == reservedName {
+		u.errorf("", "the service name %q is reserved: `corral logs corral` shows corral's own log; rename the file", name)
 		return u
 	}
 	text, err := os.ReadFile(file)
