@@ -81,19 +81,60 @@ func (l *Logs) Stream(name string) *Stream {
 	if s, ok := l.streams[name]; ok {
 		return s
 	}
-	s := &Stream{name: name, logs: l, limited: name != CorralStream && l.o.Rate > 0}
+	s := &Stream{name: name}
 	s.ring = logring.NewNamed(name, l.o.RingLines, l.o.RingBytes, l.notify)
-	s.tokens = float64(l.o.Burst)
-	if l.o.Files != nil && !l.closed {
-		w, err := l.o.Files.Writer(name)
+	s.mu.Lock()
+	s.apply(l.o, l.closed)
+	s.mu.Unlock()
+	l.streams[name] = s
+	return s
+}
+
+// Configure changes where lines go (once the configuration is read and
+// the data partition mounted). Streams that exist get files now; what
+// their rings hold so far is written to the new file first, so corral's
+// early boot lines are kept too.
+func (l *Logs) Configure(o LogOptions) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o.RingLines, o.RingBytes = l.o.RingLines, l.o.RingBytes
+	l.o = o
+	for _, s := range l.streams {
+		s.mu.Lock()
+		hadFile := s.file != nil
+		s.apply(o, l.closed)
+		if !hadFile && s.file != nil {
+			for _, ln := range s.ring.Tail(0) {
+				s.file.Write(logfile.Record(ln.Time, flagOf(ln), ln.Text))
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func flagOf(l logring.Line) byte {
+	switch {
+	case l.Note:
+		return logfile.FlagNote
+	case l.Partial:
+		return logfile.FlagPartial
+	}
+	return logfile.FlagLine
+}
+
+// apply takes the options; the caller holds s.mu.
+func (s *Stream) apply(o LogOptions, closed bool) {
+	s.rate, s.burst, s.remote, s.log = o.Rate, o.Burst, o.Remote, o.Log
+	s.limited = s.name != CorralStream && o.Rate > 0
+	s.tokens = float64(o.Burst)
+	if s.file == nil && o.Files != nil && !closed {
+		w, err := o.Files.Writer(s.name)
 		if err != nil {
-			l.o.Log.Error().Err(err).Str("svc", name).Msg("log file: this stream is kept in RAM only")
+			o.Log.Error().Err(err).Str("svc", s.name).Msg("log file: this stream is kept in RAM only")
 		} else {
 			s.file = w
 		}
 	}
-	l.streams[name] = s
-	return s
 }
 
 // Get returns an existing stream.
@@ -153,12 +194,15 @@ func (l *Logs) Close() {
 // Stream is one service's (or corral's) lines: a ring, maybe a file and a
 // remote collector. Line never blocks.
 type Stream struct {
-	name    string
-	logs    *Logs
-	ring    *logring.Ring
-	limited bool
+	name string
+	ring *logring.Ring
 
 	mu         sync.Mutex
+	limited    bool
+	rate       float64
+	burst      int
+	remote     Remote
+	log        zerolog.Logger
 	file       *logfile.Writer // nil once closed
 	tokens     float64
 	last       time.Time
@@ -189,7 +233,7 @@ func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
 	defer s.mu.Unlock()
 	if s.limited {
 		if !s.last.IsZero() {
-			s.tokens = min(float64(s.logs.o.Burst), s.tokens+t.Sub(s.last).Seconds()*s.logs.o.Rate)
+			s.tokens = min(float64(s.burst), s.tokens+t.Sub(s.last).Seconds()*s.rate)
 		}
 		s.last = t
 		if s.tokens < 1 {
@@ -212,7 +256,7 @@ func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
 		flag = logfile.FlagPartial
 	}
 	s.fileLocked(t, flag, text)
-	if r := s.logs.o.Remote; r != nil {
+	if r := s.remote; r != nil {
 		r.Send(s.name, t, sev, text)
 	}
 }
@@ -229,12 +273,12 @@ func (s *Stream) announceLocked(t time.Time) {
 	if s.rateDrops == 0 {
 		return
 	}
-	msg := fmt.Sprintf("corral: dropped %d lines (more than %g lines/s, burst %d)", s.rateDrops, s.logs.o.Rate, s.logs.o.Burst)
-	s.logs.o.Log.Warn().Str("svc", s.name).Uint64("dropped", s.rateDrops).Msg("log: " + strings.TrimPrefix(msg, "corral: "))
+	msg := fmt.Sprintf("corral: dropped %d lines (more than %g lines/s, burst %d)", s.rateDrops, s.rate, s.burst)
+	s.log.Warn().Str("svc", s.name).Uint64("dropped", s.rateDrops).Msg("log: " + strings.TrimPrefix(msg, "corral: "))
 	s.rateDrops = 0
 	s.ring.AddNote(t, msg)
 	s.fileLocked(t, logfile.FlagNote, msg)
-	if r := s.logs.o.Remote; r != nil {
+	if r := s.remote; r != nil {
 		r.Send(s.name, t, SevWarn, msg)
 	}
 }
