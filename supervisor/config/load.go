@@ -464,3 +464,26 @@ func assignIDs(units []*unit, p Userns) {
 		}
 	}
 }
+
+// ParseService reads one service file's text on its own, as `corral run`
+// does: every check of Load that needs only this file runs, but
+// dependencies are not looked up (there are no other files) and a bridged
+// service cannot get an "auto" address (there is no pool). name is the
+// service's name and file what problems are reported against.
+func ParseService(name, file, text string) (*Service, []*Error) {
+	g := defaultGlobal("")
+	u := &unit{fileState: fileState{file: file}, name: name}
+	if !nameRE.MatchString(name) {
+		u.errorf("", "invalid service name %q (%s)", name, nameRule)
+		return nil, u.errs
+	}
+	decodeService(u, text, &g)
+	if u.svc != nil && len(u.errs) == 0 {
+		assignIDs([]*unit{u}, g.Userns)
+	}
+	if len(u.errs) > 0 {
+		slices.SortStableFunc(u.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, u.errs
+	}
+	return u.svc, nil
+}
