@@ -145,8 +145,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 	}
 
-	// /proc is mounted by now in every mode.
-	startUptime = readUptime() - time.Since(processStart)
+	// How long the kernel and early boot took: only meaningful when
+	// corral is the machine's init (/proc is mounted by now).
+	if m == modeMachine {
+		startUptime = readUptime() - time.Since(processStart)
+	}
 
 	cfg, err := config.Load(flags.configDir)
 	if err != nil {

@@ -206,8 +206,9 @@ type Stream struct {
 	file       *logfile.Writer // nil once closed
 	tokens     float64
 	last       time.Time
-	rateDrops  uint64 // not announced yet
-	fileDrops  uint64 // not noted in the file yet
+	rateDrops  uint64    // not announced yet
+	announced  time.Time // the last announcement: at most one a second
+	fileDrops  uint64    // not noted in the file yet
 	announce   *time.Timer
 	rateTotal  atomic.Uint64
 	fileTotal  atomic.Uint64
@@ -240,15 +241,17 @@ func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
 			s.rateDrops++
 			s.rateTotal.Add(1)
 			if s.announce == nil {
-				// Say so even if the flood ends with the drops: once, a
-				// second from now (a timer only while dropping).
+				// Say so even if the flood ends with the drops: a second
+				// from now (a one-shot timer, only while dropping).
 				s.announce = time.AfterFunc(time.Second, s.announceLater)
 			}
 			return
 		}
 		s.tokens--
 	}
-	s.announceLocked(t)
+	if s.rateDrops > 0 && t.Sub(s.announced) >= time.Second {
+		s.announceLocked(t)
+	}
 	s.linesTotal.Add(1)
 	s.ring.Add(t, text, partial)
 	flag := byte(logfile.FlagLine)
@@ -273,6 +276,7 @@ func (s *Stream) announceLocked(t time.Time) {
 	if s.rateDrops == 0 {
 		return
 	}
+	s.announced = t
 	msg := fmt.Sprintf("corral: dropped %d lines (more than %g lines/s, burst %d)", s.rateDrops, s.rate, s.burst)
 	s.log.Warn().Str("svc", s.name).Uint64("dropped", s.rateDrops).Msg("log: " + strings.TrimPrefix(msg, "corral: "))
 	s.rateDrops = 0

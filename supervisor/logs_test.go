@@ -22,16 +22,21 @@ func TestRateLimitDropsAndAnnounces(t *testing.T) {
 		s.Line(t1, fmt.Sprint(i), false)
 	}
 	s.Line(t1.Add(time.Second), "after", false) // 10 tokens back
+	for i := 0; i < 20; i++ {                   // more drops: announced a second later
+		s.Line(t1.Add(time.Second), "x", false)
+	}
+	s.Line(t1.Add(1500*time.Millisecond), "later", false)
+	s.Line(t1.Add(2100*time.Millisecond), "last", false)
 	var got []string
 	for _, ln := range s.Ring().Tail(0) {
 		got = append(got, ln.Text)
 	}
-	want := "[0 1 2 3 4 corral: dropped 15 lines (more than 10 lines/s, burst 5) after]"
+	want := "[0 1 2 3 4 corral: dropped 15 lines (more than 10 lines/s, burst 5) after x x x x later corral: dropped 16 lines (more than 10 lines/s, burst 5) last]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("ring %v\nwant %s", got, want)
 	}
-	if rate, _ := s.Dropped(); rate != 15 {
-		t.Errorf("dropped %d, want 15", rate)
+	if rate, _ := s.Dropped(); rate != 31 {
+		t.Errorf("dropped %d, want 31", rate)
 	}
 	// corral's own stream is never limited.
 	c := l.Stream(CorralStream)
