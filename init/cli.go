@@ -448,16 +448,21 @@ func cmdLogs(args []string) int {
 	follow := fs.Bool("f", false, "follow: print new lines as they come, until interrupted")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	raw := fs.Bool("raw", false, "print the exact bytes one service printed, nothing added")
+	files := fs.Bool("files", false, "read the log files ([log] dir) instead of the RAM rings: older lines, earlier boots")
 	pos, ok := parseInterspersed(fs, args)
-	if !ok || *n < 0 || (*raw && (len(pos) != 1 || *js)) {
-		fmt.Fprintln(os.Stderr, "usage: corral logs [-f] [-n N] [--json | --raw] [SERVICE...]")
+	if !ok || *n < 0 || (*raw && (len(pos) != 1 || *js)) || (*files && *follow) {
+		fmt.Fprintln(os.Stderr, "usage: corral logs [-f | --files] [-n N] [--json | --raw] [SERVICE...]")
 		fmt.Fprintln(os.Stderr, "  no SERVICE: every service and corral's own log, interleaved by time; --raw needs one SERVICE")
 		return exitUsage
 	}
 	c := api.NewClient(*sock)
 	p := newLinePrinter(os.Stdout, len(pos) != 1, *raw, *js, useColor(os.Stdout))
 	if !*follow {
-		rep, err := c.LogsOf(pos, *n)
+		get := c.LogsOf
+		if *files {
+			get = c.LogsFromFiles
+		}
+		rep, err := get(pos, *n)
 		if err != nil {
 			return clientErr(err)
 		}

@@ -101,7 +101,8 @@ func usage(w *os.File) {
   corral reload SERVICE                             its reload signal or reload command
   corral kill SERVICE [SIGNAL]                      signal its main process (default TERM)
   corral logs [-f] [-n N] [--raw] [SERVICE...]      output; none: every service and corral's own
-                                                    ("corral logs corral"), interleaved by time
+                                                    ("corral logs corral"), interleaved by time;
+                                                    --files: from the log files, earlier boots too
   corral events [-n N] [--no-follow] [SERVICE]      state changes as they happen
   corral reload [--dry-run]                         re-read the configuration: restart what changed
   corral analyze [SERVICE]                          boot timeline and critical chain

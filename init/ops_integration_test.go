@@ -604,6 +604,28 @@ func TestLongLinesBinaryAndNoFinalNewlineRoundTrip(t *testing.T) {
 		!strings.HasSuffix(lines[2], "no newline at the end ⏎") {
 		t.Errorf("logs weird:\n%q", r.out)
 	}
+
+	// The files outlive corral: the next one shows both runs from them.
+	if err := c.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c2 := testutil.StartCorral(t, dir)
+	c2.WaitFor(20*time.Second, "weird done again", stateIs("weird", "done"))
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		r = cli(t, c2, "logs", "--files", "--raw", "-n", "0", "weird")
+		if r.code == 0 && r.out == want+want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.code != 0 || r.out != want+want {
+		t.Errorf("logs --files --raw after a restart: %d bytes, want the %d of two runs:\n%s", len(r.out), 2*len(want), r.err)
+	}
+	r = cli(t, c2, "logs", "--files", "-n", "0", "corral")
+	if r.code != 0 || strings.Count(r.out, "control socket ready") != 2 {
+		t.Errorf("logs --files corral does not show both runs' lines:\n%.3000s", r.out)
+	}
 }
 
 // scrape fetches /metrics from inside corral's network namespace (dialled

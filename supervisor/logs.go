@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -343,4 +344,38 @@ func (w ZerologWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	}
 	w.S.lineAt(time.Now(), strings.TrimSuffix(string(p), "\n"), false, sev)
 	return len(p), nil
+}
+
+// ErrNoLogFiles: lines were asked for from files and there is no [log] dir.
+var ErrNoLogFiles = errors.New("no log files: corral.toml has no [log] dir, so only the RAM rings hold lines")
+
+// FromFiles reads up to n of the newest lines of each stream (none: every
+// stream with a file, also services of earlier boots or configurations)
+// from the log files, merged by time and cut to the newest n overall.
+// Lines come back with Seq 0: they are not the rings'.
+func (l *Logs) FromFiles(names []string, n int) ([]logring.Line, error) {
+	l.mu.Lock()
+	d := l.o.Files
+	l.mu.Unlock()
+	if d == nil {
+		return nil, ErrNoLogFiles
+	}
+	if len(names) == 0 {
+		names = d.Streams()
+	}
+	var out []logring.Line
+	for _, name := range names {
+		es, err := d.ReadTail(name, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			out = append(out, logring.Line{Svc: name, Time: e.Time, Text: e.Text, Partial: e.Flag == logfile.FlagPartial, Note: e.Flag == logfile.FlagNote})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b logring.Line) int { return a.Time.Compare(b.Time) })
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
 }

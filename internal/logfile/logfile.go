@@ -329,3 +329,63 @@ func ParseRecord(b []byte) (t time.Time, flag byte, text string, ok bool) {
 	}
 	return t, b[len(TimeLayout)], string(b[len(TimeLayout)+1:]), true
 }
+
+// Entry is one record read back from a file.
+type Entry struct {
+	Time time.Time
+	Flag byte
+	Text string
+}
+
+// Streams lists the streams that have a current file in the directory.
+func (d *Dir) Streams() []string {
+	entries, _ := os.ReadDir(d.o.Dir)
+	var out []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".log"); ok && e.Type().IsRegular() {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReadTail returns up to n of the newest records of a stream (n <= 0:
+// every one kept), oldest first, from its rotated files and the current
+// one. It reads what is on disk: records still queued are not there yet,
+// and a rotation while it reads may repeat or skip a file's worth.
+func (d *Dir) ReadTail(name string, n int) ([]Entry, error) {
+	w := &Writer{name: name}
+	var out []Entry
+	for k := 0; k <= d.o.Keep; k++ {
+		b, err := os.ReadFile(filepath.Join(d.o.Dir, w.file(k)))
+		if errors.Is(err, fs.ErrNotExist) {
+			if k == 0 {
+				continue
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read log file %s: %w", filepath.Join(d.o.Dir, w.file(k)), err)
+		}
+		if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
+			b = b[:i] // a record still being written has no '\n' yet
+		} else {
+			b = nil
+		}
+		var file []Entry
+		for _, rec := range strings.Split(string(b), "\n") {
+			if t, flag, text, ok := ParseRecord([]byte(rec)); ok {
+				file = append(file, Entry{t, flag, text})
+			}
+		}
+		out = append(file, out...)
+		if n > 0 && len(out) >= n {
+			break
+		}
+	}
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}

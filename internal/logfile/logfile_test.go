@@ -129,3 +129,35 @@ func TestWriteNeverBlocks(t *testing.T) {
 	}
 	t.Logf("dropped %d of 100000 with a queue of 2", dropped)
 }
+
+func TestReadTailAcrossRotations(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(Options{Dir: dir, FileSize: 500, Keep: 3, TotalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := d.Writer("web")
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < 20; i++ {
+		for !w.Write(Record(t0.Add(time.Duration(i)*time.Second), FlagLine, fmt.Sprintf("line %02d %s", i, strings.Repeat("x", 60)))) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	w.Close()
+	got, err := d.ReadTail("web", 3)
+	if err != nil || len(got) != 3 || !strings.HasPrefix(got[0].Text, "line 17") || !strings.HasPrefix(got[2].Text, "line 19") {
+		t.Fatalf("ReadTail(3) = %+v, %v", got, err)
+	}
+	all, _ := d.ReadTail("web", 0)
+	for i := 1; i < len(all); i++ {
+		if !all[i].Time.After(all[i-1].Time) {
+			t.Errorf("out of order at %d: %v after %v", i, all[i].Time, all[i-1].Time)
+		}
+	}
+	if len(all) < 12 || !strings.HasPrefix(all[len(all)-1].Text, "line 19") {
+		t.Errorf("ReadTail(0) has %d records", len(all))
+	}
+	if s := d.Streams(); !slices.Equal(s, []string{"web"}) {
+		t.Errorf("Streams = %v", s)
+	}
+}

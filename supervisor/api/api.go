@@ -17,6 +17,8 @@
 //	GET  /v1/services/{name}/logs?n=N[&follow=1]   its newest N lines [then new ones]
 //	GET  /v1/logs?svc=A&svc=B&n=N[&follow=1]       several streams, merged by time;
 //	                                     no svc: every service and corral's own
+//	GET  /v1/logs?...&files=1            the same from the log files ([log] dir):
+//	                                     older lines, earlier boots
 //	GET  /v1/events?n=N[&follow=1]       state changes [then new ones, as they happen]
 //	GET  /v1/boot                        the boot timeline (corral analyze)
 //	POST /v1/services/{name}/{action}    start, stop, restart, reload
@@ -271,6 +273,26 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []stri
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 	all := len(names) == 0
 	reg := s.Sup.LogStreams()
+	if q.Get("files") == "1" || q.Get("files") == "true" {
+		// From the files: older lines, earlier boots, services that are gone.
+		if follow {
+			writeErr(w, http.StatusBadRequest, errors.New("files=1 reads what is on disk; it cannot follow (follow the rings instead)"))
+			return
+		}
+		lines, err := reg.FromFiles(names, n)
+		switch {
+		case errors.Is(err, supervisor.ErrNoLogFiles):
+			writeErr(w, http.StatusNotFound, err)
+		case err != nil:
+			writeErr(w, http.StatusInternalServerError, err)
+		default:
+			if lines == nil {
+				lines = []supervisor.LogLine{}
+			}
+			writeJSON(w, http.StatusOK, LogsReply{Lines: lines})
+		}
+		return
+	}
 	for _, name := range names {
 		if _, ok := reg.Get(name); ok || name == supervisor.CorralStream {
 			continue

@@ -133,6 +133,12 @@ func (c *Client) LogsOf(names []string, n int) (LogsReply, error) {
 	return r, c.do("GET", logsPath(names, n, false), &r)
 }
 
+// LogsFromFiles is LogsOf from the log files: older lines, earlier boots.
+func (c *Client) LogsFromFiles(names []string, n int) (LogsReply, error) {
+	var r LogsReply
+	return r, c.doCtx(context.Background(), c.stream, "GET", logsPath(names, n, false)+"&files=1", &r)
+}
+
 // LogItem is one object of a log stream: a line, or Lost lines of Svc
 // that were overwritten before this reader got them.
 type LogItem struct {
