@@ -1,5 +1,7 @@
 // Package api is corral's control API: HTTP and JSON over a unix socket
-// (/run/corral/corral.sock), so `curl --unix-socket` works.
+// (/run/corral/corral.sock), so `curl --unix-socket` works. It speaks
+// HTTP/1.1 through internal/http1, not net/http, which would bring TLS and
+// HTTP/2 into PID 1 for one local socket.
 //
 // # Who may call
 //
@@ -40,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -49,6 +50,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/corral-init/corral/internal/http1"
 	"github.com/corral-init/corral/supervisor"
 	"github.com/corral-init/corral/supervisor/config"
 )
@@ -127,7 +129,7 @@ type Server struct {
 	// Uptime is the kernel's uptime when corral started.
 	Uptime time.Duration
 
-	srv    *http.Server
+	srv    *http1.Server
 	ln     net.Listener
 	cancel context.CancelFunc
 }
@@ -157,7 +159,7 @@ func (s *Server) Listen(path string) error {
 		}
 	}
 	s.ln = ln
-	mux := http.NewServeMux()
+	mux := http1.NewServeMux()
 	mux.HandleFunc("GET /v1/services", s.list)
 	mux.HandleFunc("GET /v1/services/{name}", s.one)
 	mux.HandleFunc("GET /v1/services/{name}/logs", s.serviceLogs)
@@ -170,7 +172,7 @@ func (s *Server) Listen(path string) error {
 	mux.HandleFunc("POST /v1/system/{action}", s.system)
 	base, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.srv = &http.Server{
+	s.srv = &http1.Server{
 		Handler:           s.authorize(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		// Streams end with the server: Close cancels this context.
@@ -197,20 +199,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) authorize(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) authorize(h http1.Handler) http1.Handler {
+	return http1.HandlerFunc(func(w http1.ResponseWriter, r *http1.Request) {
 		p, _ := r.Context().Value(ctxKey{}).(Peer)
 		switch {
 		case p.UID == 0:
-		case s.ReadGroup >= 0 && p.InGroup(s.ReadGroup) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		case s.ReadGroup >= 0 && p.InGroup(s.ReadGroup) && (r.Method == http1.MethodGet || r.Method == http1.MethodHead):
 		case s.ReadGroup >= 0 && p.InGroup(s.ReadGroup):
-			writeErr(w, http.StatusForbidden, fmt.Errorf("permission denied: uid %d may only read (group %s); %s %s needs root", p.UID, s.groupName(), r.Method, r.URL.Path))
+			writeErr(w, http1.StatusForbidden, fmt.Errorf("permission denied: uid %d may only read (group %s); %s %s needs root", p.UID, s.groupName(), r.Method, r.URL.Path))
 			return
 		case s.ReadGroup >= 0:
-			writeErr(w, http.StatusForbidden, fmt.Errorf("permission denied: uid %d is not root and not in group %s", p.UID, s.groupName()))
+			writeErr(w, http1.StatusForbidden, fmt.Errorf("permission denied: uid %d is not root and not in group %s", p.UID, s.groupName()))
 			return
 		default:
-			writeErr(w, http.StatusForbidden, fmt.Errorf("permission denied: uid %d is not root", p.UID))
+			writeErr(w, http1.StatusForbidden, fmt.Errorf("permission denied: uid %d is not root", p.UID))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -237,37 +239,37 @@ func withReadings(s supervisor.Snapshot) Service {
 	return out
 }
 
-func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+func (s *Server) list(w http1.ResponseWriter, r *http1.Request) {
 	rep := StatusReply{Services: []Service{}}
 	for _, snap := range s.Sup.Status() {
 		snap.History = nil
 		rep.Services = append(rep.Services, withReadings(snap))
 	}
 	rep.Disabled = s.Sup.Disabled()
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http1.StatusOK, rep)
 }
 
-func (s *Server) one(w http.ResponseWriter, r *http.Request) {
+func (s *Server) one(w http1.ResponseWriter, r *http1.Request) {
 	snap, err := s.Sup.Service(r.PathValue("name"))
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
+		writeErr(w, http1.StatusNotFound, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, withReadings(snap))
+	writeJSON(w, http1.StatusOK, withReadings(snap))
 }
 
-func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serviceLogs(w http1.ResponseWriter, r *http1.Request) {
 	s.streamLogs(w, r, []string{r.PathValue("name")})
 }
 
-func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) logs(w http1.ResponseWriter, r *http1.Request) {
 	s.streamLogs(w, r, r.URL.Query()["svc"])
 }
 
 // maxBatch bounds what one wake-up of a follower reads per stream.
 const maxBatch = 1000
 
-func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []string) {
+func (s *Server) streamLogs(w http1.ResponseWriter, r *http1.Request, names []string) {
 	q := r.URL.Query()
 	n, _ := strconv.Atoi(q.Get("n"))
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
@@ -276,20 +278,20 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []stri
 	if q.Get("files") == "1" || q.Get("files") == "true" {
 		// From the files: older lines, earlier boots, services that are gone.
 		if follow {
-			writeErr(w, http.StatusBadRequest, errors.New("files=1 reads what is on disk; it cannot follow (follow the rings instead)"))
+			writeErr(w, http1.StatusBadRequest, errors.New("files=1 reads what is on disk; it cannot follow (follow the rings instead)"))
 			return
 		}
 		lines, err := reg.FromFiles(names, n)
 		switch {
 		case errors.Is(err, supervisor.ErrNoLogFiles):
-			writeErr(w, http.StatusNotFound, err)
+			writeErr(w, http1.StatusNotFound, err)
 		case err != nil:
-			writeErr(w, http.StatusInternalServerError, err)
+			writeErr(w, http1.StatusInternalServerError, err)
 		default:
 			if lines == nil {
 				lines = []supervisor.LogLine{}
 			}
-			writeJSON(w, http.StatusOK, LogsReply{Lines: lines})
+			writeJSON(w, http1.StatusOK, LogsReply{Lines: lines})
 		}
 		return
 	}
@@ -298,7 +300,7 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []stri
 			continue
 		}
 		if _, err := s.Sup.Service(name); err != nil {
-			writeErr(w, http.StatusNotFound, err)
+			writeErr(w, http1.StatusNotFound, err)
 			return
 		}
 	}
@@ -333,12 +335,11 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []stri
 		if first == nil {
 			first = []supervisor.LogLine{}
 		}
-		writeJSON(w, http.StatusOK, LogsReply{Lines: first})
+		writeJSON(w, http1.StatusOK, LogsReply{Lines: first})
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	w.WriteHeader(http1.StatusOK)
 	enc := json.NewEncoder(w)
 	for _, l := range first {
 		if enc.Encode(l) != nil {
@@ -346,7 +347,7 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, names []stri
 		}
 	}
 	for {
-		if rc.Flush() != nil {
+		if w.Flush() != nil {
 			return
 		}
 		wake := reg.Wait() // before reading: a line after the read wakes us
@@ -399,7 +400,7 @@ func sortLines(ls []supervisor.LogLine) {
 	slices.SortStableFunc(ls, func(a, b supervisor.LogLine) int { return a.Time.Compare(b.Time) })
 }
 
-func (s *Server) eventsHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Server) eventsHandler(w http1.ResponseWriter, r *http1.Request) {
 	q := r.URL.Query()
 	n, _ := strconv.Atoi(q.Get("n"))
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
@@ -424,12 +425,11 @@ func (s *Server) eventsHandler(w http.ResponseWriter, r *http.Request) {
 		if evs == nil {
 			evs = []supervisor.EventRecord{}
 		}
-		writeJSON(w, http.StatusOK, EventsReply{Events: evs})
+		writeJSON(w, http1.StatusOK, EventsReply{Events: evs})
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	w.WriteHeader(http1.StatusOK)
 	enc := json.NewEncoder(w)
 	for _, e := range evs {
 		if enc.Encode(EventItem{EventRecord: e}) != nil {
@@ -437,7 +437,7 @@ func (s *Server) eventsHandler(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for {
-		if rc.Flush() != nil {
+		if w.Flush() != nil {
 			return
 		}
 		wake := s.Sup.EventsWait()
@@ -466,39 +466,39 @@ func (s *Server) eventsHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) boot(w http.ResponseWriter, r *http.Request) {
+func (s *Server) boot(w http1.ResponseWriter, r *http1.Request) {
 	rep := BootReply{Booted: s.Sup.Booted(), Uptime: s.Uptime.Seconds(), Services: []BootService{}}
 	for _, snap := range s.Sup.Status() {
 		rep.Services = append(rep.Services, BootService{Name: snap.Name, State: snap.State, Boot: snap.Boot, Requires: snap.Requires, After: snap.After})
 	}
 	slices.SortFunc(rep.Services, func(a, b BootService) int { return cmp.Compare(a.Name, b.Name) })
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http1.StatusOK, rep)
 }
 
-func (s *Server) action(w http.ResponseWriter, r *http.Request) {
+func (s *Server) action(w http1.ResponseWriter, r *http1.Request) {
 	kinds := map[string]supervisor.EventKind{"start": supervisor.EvStart, "stop": supervisor.EvStop, "restart": supervisor.EvRestart, "reload": supervisor.EvReload}
 	kind, ok := kinds[r.PathValue("action")]
 	if !ok {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("unknown action %q (start, stop, restart, reload)", r.PathValue("action")))
+		writeErr(w, http1.StatusNotFound, fmt.Errorf("unknown action %q (start, stop, restart, reload)", r.PathValue("action")))
 		return
 	}
 	err := s.Sup.Request(r.PathValue("name"), kind)
 	var te *supervisor.TransitionError
 	switch {
 	case errors.Is(err, supervisor.ErrUnknownService):
-		writeErr(w, http.StatusNotFound, err)
+		writeErr(w, http1.StatusNotFound, err)
 	case errors.As(err, &te):
-		writeErr(w, http.StatusConflict, err)
+		writeErr(w, http1.StatusConflict, err)
 	case err != nil:
-		writeErr(w, http.StatusServiceUnavailable, err)
+		writeErr(w, http1.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusAccepted, struct{}{})
+		writeJSON(w, http1.StatusAccepted, struct{}{})
 	}
 }
 
-func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+func (s *Server) reload(w http1.ResponseWriter, r *http1.Request) {
 	if s.Reload == nil {
-		writeErr(w, http.StatusServiceUnavailable, errors.New("config reload is not available"))
+		writeErr(w, http1.StatusServiceUnavailable, errors.New("config reload is not available"))
 		return
 	}
 	dry := r.URL.Query().Get("dry_run") == "1" || r.URL.Query().Get("dry_run") == "true"
@@ -506,15 +506,15 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	var re *supervisor.ReloadError
 	switch {
 	case errors.As(err, &re):
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorReply{Error: supervisor.ErrInvalidConfig.Error(), Problems: re.Problems})
+		writeJSON(w, http1.StatusUnprocessableEntity, ErrorReply{Error: supervisor.ErrInvalidConfig.Error(), Problems: re.Problems})
 	case err != nil:
-		writeErr(w, http.StatusServiceUnavailable, err)
+		writeErr(w, http1.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusOK, ReloadReply{Plan: plan, DryRun: dry})
+		writeJSON(w, http1.StatusOK, ReloadReply{Plan: plan, DryRun: dry})
 	}
 }
 
-func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
+func (s *Server) kill(w http1.ResponseWriter, r *http1.Request) {
 	name := r.URL.Query().Get("signal")
 	if name == "" {
 		name = "TERM"
@@ -524,46 +524,46 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
 		if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
 			sig = unix.Signal(n)
 		} else {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("unknown signal %q", name))
+			writeErr(w, http1.StatusBadRequest, fmt.Errorf("unknown signal %q", name))
 			return
 		}
 	}
 	err := s.Sup.Kill(r.PathValue("name"), sig)
 	switch {
 	case errors.Is(err, supervisor.ErrUnknownService):
-		writeErr(w, http.StatusNotFound, err)
+		writeErr(w, http1.StatusNotFound, err)
 	case errors.Is(err, supervisor.ErrNotRunning):
-		writeErr(w, http.StatusConflict, err)
+		writeErr(w, http1.StatusConflict, err)
 	case err != nil:
-		writeErr(w, http.StatusServiceUnavailable, err)
+		writeErr(w, http1.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusAccepted, struct{}{})
+		writeJSON(w, http1.StatusAccepted, struct{}{})
 	}
 }
 
-func (s *Server) system(w http.ResponseWriter, r *http.Request) {
+func (s *Server) system(w http1.ResponseWriter, r *http1.Request) {
 	a := r.PathValue("action")
 	if a != "reboot" && a != "poweroff" && a != "halt" {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("unknown action %q (reboot, poweroff, halt)", a))
+		writeErr(w, http1.StatusNotFound, fmt.Errorf("unknown action %q (reboot, poweroff, halt)", a))
 		return
 	}
 	if s.System == nil {
-		writeErr(w, http.StatusServiceUnavailable, errors.New("not supported"))
+		writeErr(w, http1.StatusServiceUnavailable, errors.New("not supported"))
 		return
 	}
 	if err := s.System(a); err != nil {
-		writeErr(w, http.StatusServiceUnavailable, err)
+		writeErr(w, http1.StatusServiceUnavailable, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, struct{}{})
+	writeJSON(w, http1.StatusAccepted, struct{}{})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+func writeJSON(w http1.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, code int, err error) {
+func writeErr(w http1.ResponseWriter, code int, err error) {
 	writeJSON(w, code, ErrorReply{Error: err.Error()})
 }

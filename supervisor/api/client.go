@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/corral-init/corral/internal/http1"
 	"github.com/corral-init/corral/supervisor"
 )
 
@@ -24,25 +24,21 @@ var ErrNotRunning = errors.New("corral is not running")
 // Client talks to a running corral.
 type Client struct {
 	Socket string
-	http   *http.Client // requests with an answer: 30s
-	stream *http.Client // follows and reloads: no overall timeout
+	http   *http1.Client // requests with an answer: 30s
+	stream *http1.Client // follows and reloads: no overall timeout
 }
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
-	}}
-	return &Client{Socket: path, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}, stream: &http.Client{Transport: tr}}
+	}
+	return &Client{Socket: path, http: &http1.Client{Dial: dial, Host: "corral", Timeout: 30 * time.Second}, stream: &http1.Client{Dial: dial, Host: "corral"}}
 }
 
-func (c *Client) send(ctx context.Context, hc *http.Client, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://corral"+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
+func (c *Client) send(ctx context.Context, hc *http1.Client, method, path string) (*http1.Response, error) {
+	resp, err := hc.Do(ctx, method, path, nil)
 	if err != nil {
 		if _, serr := os.Stat(c.Socket); errors.Is(serr, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: no socket at %s", ErrNotRunning, c.Socket)
@@ -71,7 +67,7 @@ func (c *Client) do(method, path string, out any) error {
 	return c.doCtx(context.Background(), c.http, method, path, out)
 }
 
-func (c *Client) doCtx(ctx context.Context, hc *http.Client, method, path string, out any) error {
+func (c *Client) doCtx(ctx context.Context, hc *http1.Client, method, path string, out any) error {
 	resp, err := c.send(ctx, hc, method, path)
 	if err != nil {
 		return err

@@ -1,7 +1,9 @@
-// Package metrics serves corral's state to Prometheus
-// (github.com/prometheus/client_golang): every number is read from the
-// supervisor's snapshots and the services' cgroups at scrape time, so an
-// idle appliance does no work for its metrics between scrapes.
+// Package metrics serves corral's state to Prometheus, in the text
+// exposition format (internal/promtext) over internal/http1: client_golang
+// and net/http would bring protobuf, TLS and HTTP/2 into PID 1 for a dozen
+// lines of text. Every number is read from the supervisor's snapshots and
+// the services' cgroups at scrape time, so an idle appliance does no work
+// for its metrics between scrapes.
 //
 // # Metrics
 //
@@ -24,9 +26,10 @@
 //	corral_log_lines_total{service}                  lines accepted
 //	corral_log_lines_dropped_total{service,reason}   lines lost: "rate" (limit), "file" (slow disk)
 //
-// plus the Go runtime's and the process's standard metrics (go_*,
-// process_*). Counters start at zero when corral starts, and again when a
-// config reload replaces a service.
+// plus corral's own process, under client_golang's names: go_goroutines,
+// go_memstats_heap_alloc_bytes, process_resident_memory_bytes,
+// process_cpu_seconds_total, process_open_fds. Counters start at zero when
+// corral starts, and again when a config reload replaces a service.
 package metrics
 
 import (
@@ -34,13 +37,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/corral-init/corral/internal/http1"
+	"github.com/corral-init/corral/internal/promtext"
 	"github.com/corral-init/corral/supervisor"
 )
 
@@ -50,53 +55,43 @@ type Collector struct {
 	Version string
 	// Uptime is the kernel's uptime when corral started.
 	Uptime time.Duration
+	// Proc is /proc/self, for the process metrics ("" = /proc/self).
+	Proc string
 }
 
-func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, labels, nil)
+type families struct {
+	list  []promtext.Family
+	index map[string]int
 }
 
-var (
-	dBuild     = desc("corral_build_info", "corral's version.", "version")
-	dStart     = desc("corral_start_time_seconds", "When corral started, unix time.")
-	dUptime    = desc("corral_boot_uptime_seconds", "The kernel's uptime when corral started.")
-	dComplete  = desc("corral_boot_complete_seconds", "From corral's start until every service had settled (up, failed or held) the first time.")
-	dState     = desc("corral_service_state", "1 for the service's current state, 0 for the others.", "service", "state")
-	dUp        = desc("corral_service_up", "1 if the service is up (running, reloading, or a finished one-shot).", "service")
-	dSince     = desc("corral_service_state_since_seconds", "When the service entered its current state, unix time.", "service")
-	dRestarts  = desc("corral_service_restarts_total", "Restarts the restart policy made.", "service")
-	dExits     = desc("corral_service_exits_total", "Exits of the service's main process.", "service")
-	dExitCode  = desc("corral_service_last_exit_code", "Exit code of the last exit; -1 if a signal ended it.", "service")
-	dExitSig   = desc("corral_service_last_exit_signal", "1, labelled with the signal that ended the last run.", "service", "signal")
-	dOOM       = desc("corral_service_oom_kills_total", "Runs ended by the kernel's OOM killer.", "service")
-	dWatchdog  = desc("corral_service_watchdog_timeouts_total", "Missed WATCHDOG=1 deadlines and WATCHDOG=trigger.", "service")
-	dMemory    = desc("corral_service_memory_bytes", "Memory charged to the service's cgroup.", "service")
-	dCPU       = desc("corral_service_cpu_seconds_total", "CPU time used by the service's cgroup.", "service")
-	dBoot      = desc("corral_service_boot_seconds", "Seconds from corral's start until the service was queued, first started, first up.", "service", "phase")
-	dLines     = desc("corral_log_lines_total", "Lines of output accepted.", "service")
-	dDropped   = desc("corral_log_lines_dropped_total", "Lines of output lost: over the rate limit, or a log file too slow.", "service", "reason")
-	allMetrics = []*prometheus.Desc{dBuild, dStart, dUptime, dComplete, dState, dUp, dSince, dRestarts, dExits, dExitCode, dExitSig, dOOM, dWatchdog, dMemory, dCPU, dBoot, dLines, dDropped}
-)
-
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range allMetrics {
-		ch <- d
+func (f *families) add(name, help string, t promtext.Type, v float64, labels ...string) {
+	if f.index == nil {
+		f.index = map[string]int{}
 	}
+	i, ok := f.index[name]
+	if !ok {
+		i = len(f.list)
+		f.index[name] = i
+		f.list = append(f.list, promtext.Family{Name: name, Help: help, Type: t})
+	}
+	var ls []promtext.Label
+	for j := 0; j+1 < len(labels); j += 2 {
+		ls = append(ls, promtext.Label{Name: labels[j], Value: labels[j+1]})
+	}
+	f.list[i].Samples = append(f.list[i].Samples, promtext.Sample{Labels: ls, Value: v})
 }
 
-// Collect implements prometheus.Collector.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
-	}
-	counter := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+// Families reads everything once, for one scrape.
+func (c *Collector) Families() []promtext.Family {
+	var f families
+	gauge := func(name, help string, v float64, labels ...string) { f.add(name, help, promtext.Gauge, v, labels...) }
+	counter := func(name, help string, v float64, labels ...string) {
+		f.add(name, help, promtext.Counter, v, labels...)
 	}
 	booted := c.Sup.Booted()
-	gauge(dBuild, 1, c.Version)
-	gauge(dStart, unixTime(booted))
-	gauge(dUptime, c.Uptime.Seconds())
+	gauge("corral_build_info", "corral's version.", 1, "version", c.Version)
+	gauge("corral_start_time_seconds", "When corral started, unix time.", unixTime(booted))
+	gauge("corral_boot_uptime_seconds", "The kernel's uptime when corral started (0 unless corral is the machine's init).", c.Uptime.Seconds())
 	ss := c.Sup.Status()
 	var settled time.Time
 	allSettled := true
@@ -107,36 +102,37 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if st == s.State {
 				v = 1
 			}
-			gauge(dState, v, n, st.String())
+			gauge("corral_service_state", "1 for the service's current state, 0 for the others.", v, "service", n, "state", st.String())
 		}
 		up := 0.0
 		if s.State.Up() {
 			up = 1
 		}
-		gauge(dUp, up, n)
-		gauge(dSince, unixTime(s.Since), n)
-		counter(dRestarts, float64(s.Restarts), n)
-		counter(dExits, float64(s.Exits), n)
+		gauge("corral_service_up", "1 if the service is up (running, reloading, or a finished one-shot).", up, "service", n)
+		gauge("corral_service_state_since_seconds", "When the service entered its current state, unix time.", unixTime(s.Since), "service", n)
+		counter("corral_service_restarts_total", "Restarts the restart policy made.", float64(s.Restarts), "service", n)
+		counter("corral_service_exits_total", "Exits of the service's main process.", float64(s.Exits), "service", n)
 		if s.Exits > 0 {
-			gauge(dExitCode, float64(s.ExitCode), n)
+			gauge("corral_service_last_exit_code", "Exit code of the last exit; -1 if a signal ended it.", float64(s.ExitCode), "service", n)
 			if s.ExitSignal != "" {
-				gauge(dExitSig, 1, n, s.ExitSignal)
+				gauge("corral_service_last_exit_signal", "1, labelled with the signal that ended the last run.", 1, "service", n, "signal", s.ExitSignal)
 			}
 		}
-		counter(dOOM, float64(s.OOMKills), n)
-		counter(dWatchdog, float64(s.WatchdogTimeouts), n)
+		counter("corral_service_oom_kills_total", "Runs ended by the kernel's OOM killer.", float64(s.OOMKills), "service", n)
+		counter("corral_service_watchdog_timeouts_total", "Missed WATCHDOG=1 deadlines and WATCHDOG=trigger.", float64(s.WatchdogTimeouts), "service", n)
 		if b, ok := s.MemoryBytes(); ok {
-			gauge(dMemory, float64(b), n)
+			gauge("corral_service_memory_bytes", "Memory charged to the service's cgroup.", float64(b), "service", n)
 		}
 		if d, ok := s.CPUTime(); ok {
-			counter(dCPU, d.Seconds(), n)
+			counter("corral_service_cpu_seconds_total", "CPU time used by the service's cgroup.", d.Seconds(), "service", n)
 		}
-		gauge(dBoot, s.Boot.Queued.Sub(booted).Seconds(), n, "queued")
+		const bootHelp = "Seconds from corral's start until the service was queued, first started, first up."
+		gauge("corral_service_boot_seconds", bootHelp, s.Boot.Queued.Sub(booted).Seconds(), "service", n, "phase", "queued")
 		if !s.Boot.Started.IsZero() {
-			gauge(dBoot, s.Boot.Started.Sub(booted).Seconds(), n, "started")
+			gauge("corral_service_boot_seconds", bootHelp, s.Boot.Started.Sub(booted).Seconds(), "service", n, "phase", "started")
 		}
 		if !s.Boot.Ready.IsZero() {
-			gauge(dBoot, s.Boot.Ready.Sub(booted).Seconds(), n, "ready")
+			gauge("corral_service_boot_seconds", bootHelp, s.Boot.Ready.Sub(booted).Seconds(), "service", n, "phase", "ready")
 		}
 		// Settled: up once, failed, or held without ever starting (safe
 		// mode, an operator's stop); anything else is still on its way.
@@ -151,7 +147,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if allSettled && len(ss) > 0 && !settled.IsZero() {
-		gauge(dComplete, settled.Sub(booted).Seconds())
+		gauge("corral_boot_complete_seconds", "From corral's start until every service had settled (up, failed or held) the first time.", settled.Sub(booted).Seconds())
 	}
 	logs := c.Sup.LogStreams()
 	for _, name := range logs.Names() {
@@ -160,17 +156,53 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		rate, file := st.Dropped()
-		counter(dLines, float64(st.Lines()), name)
-		counter(dDropped, float64(rate), name, "rate")
-		counter(dDropped, float64(file), name, "file")
+		counter("corral_log_lines_total", "Lines of output accepted.", float64(st.Lines()), "service", name)
+		const dropHelp = "Lines of output lost: over the rate limit, or a log file too slow."
+		counter("corral_log_lines_dropped_total", dropHelp, float64(rate), "service", name, "reason", "rate")
+		counter("corral_log_lines_dropped_total", dropHelp, float64(file), "service", name, "reason", "file")
+	}
+	c.process(gauge, counter)
+	return f.list
+}
+
+// process adds corral's own process metrics, as client_golang names them.
+func (c *Collector) process(gauge, counter func(string, string, float64, ...string)) {
+	gauge("go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		gauge("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", float64(sample[0].Value.Uint64()))
+	}
+	proc := c.Proc
+	if proc == "" {
+		proc = "/proc/self"
+	}
+	if b, err := os.ReadFile(proc + "/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if pages, err := strconv.ParseFloat(f[1], 64); err == nil {
+				gauge("process_resident_memory_bytes", "Resident memory size in bytes.", pages*float64(os.Getpagesize()))
+			}
+		}
+	}
+	if b, err := os.ReadFile(proc + "/stat"); err == nil {
+		// Fields after the command (which may hold spaces) in parentheses.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 13 {
+				ut, _ := strconv.ParseFloat(f[11], 64)
+				st, _ := strconv.ParseFloat(f[12], 64)
+				counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", (ut+st)/100) // USER_HZ
+			}
+		}
+	}
+	if es, err := os.ReadDir(proc + "/fd"); err == nil {
+		gauge("process_open_fds", "Number of open file descriptors.", float64(len(es)))
 	}
 }
 
 // waitingForService tells "waiting for db" (will start) from a hold
 // (safe mode, an operator's stop), which counts as settled.
-func waitingForService(why string) bool {
-	return len(why) > 12 && why[:12] == "waiting for "
-}
+func waitingForService(why string) bool { return strings.HasPrefix(why, "waiting for ") }
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
@@ -186,17 +218,18 @@ func unixTime(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// Handler returns the /metrics handler: corral's metrics and the Go
-// runtime's and process's.
-func Handler(c *Collector) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+// Handler returns the /metrics handler.
+func Handler(c *Collector) http1.Handler {
+	return http1.HandlerFunc(func(w http1.ResponseWriter, r *http1.Request) {
+		w.Header().Set("Content-Type", promtext.ContentType)
+		w.WriteHeader(http1.StatusOK)
+		_ = promtext.Write(w, c.Families())
+	})
 }
 
 // Server is the metrics endpoint.
 type Server struct {
-	srv *http.Server
+	srv *http1.Server
 	ln  net.Listener
 }
 
@@ -206,9 +239,9 @@ func Listen(addr string, c *Collector) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
+	mux := http1.NewServeMux()
 	mux.Handle("GET /metrics", Handler(c))
-	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}}
+	s := &Server{ln: ln, srv: &http1.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
@@ -220,7 +253,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http1.ErrServerClosed) {
 		return s.srv.Close()
 	}
 	return nil

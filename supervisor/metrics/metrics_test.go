@@ -2,7 +2,8 @@ package metrics
 
 import (
 	"context"
-	"net/http/httptest"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -44,15 +45,25 @@ func TestScrapeParses(t *testing.T) {
 	}
 	sup.LogStreams().Stream("web").Line(time.Now(), "hello", false)
 
-	rec := httptest.NewRecorder()
-	Handler(&Collector{Sup: sup, Version: "test", Uptime: 3 * time.Second}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if rec.Code != 200 {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	srv, err := Listen("127.0.0.1:0", &Collector{Sup: sup, Version: "test", Uptime: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// Scraped with net/http's client, as a Prometheus server would.
+	resp, err := http.Get("http://" + srv.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("status %d, %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
 	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, rec.Body)
+		t.Fatalf("parse: %v\n%s", err, body)
 	}
 	value := func(name string, labels map[string]string) (float64, bool) {
 		f, ok := fams[name]

@@ -18,8 +18,6 @@ CORRAL_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/build/
 
 # Vendored modules (vendor/modules.txt; check.sh compares the two lists):
 #   github.com/BurntSushi/toml          MIT
-#   github.com/beorn7/perks             MIT (via client_golang)
-#   github.com/cespare/xxhash/v2        MIT (via client_golang)
 #   github.com/coreos/go-systemd/v22    Apache-2.0
 #   github.com/google/go-cmp            BSD-3-Clause (tests only, not linked)
 #   github.com/google/nftables          Apache-2.0
@@ -28,22 +26,20 @@ CORRAL_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/build/
 #   github.com/mattn/go-isatty          MIT
 #   github.com/mdlayher/netlink         MIT
 #   github.com/mdlayher/socket          MIT
-#   github.com/munnerz/goautoneg        BSD-3-Clause (via prometheus/common)
-#   github.com/prometheus/client_golang Apache-2.0
-#   github.com/prometheus/client_model  Apache-2.0
-#   github.com/prometheus/common        Apache-2.0
-#   github.com/prometheus/procfs        Apache-2.0
+#   github.com/munnerz/goautoneg        BSD-3-Clause (tests only, not linked)
+#   github.com/prometheus/client_model  Apache-2.0 (tests only, not linked)
+#   github.com/prometheus/common        Apache-2.0 (tests only, not linked)
 #   github.com/rs/zerolog               MIT
 #   golang.org/x/net                    BSD-3-Clause
 #   golang.org/x/sync                   BSD-3-Clause
 #   golang.org/x/sys                    BSD-3-Clause
-#   google.golang.org/protobuf          BSD-3-Clause (via client_model)
+#   google.golang.org/protobuf          BSD-3-Clause (tests only, not linked)
 # Their license files are not in LICENSE_FILES: vendor/ only exists in the
 # build directory after the build step, and legal-info does not build.
 CORRAL_LICENSE = \
-	Apache-2.0 (corral, go-systemd, nftables, prometheus client_golang, client_model, common, procfs), \
-	BSD-3-Clause (golang.org/x/net, golang.org/x/sync, golang.org/x/sys, goautoneg, protobuf), \
-	MIT (toml, rtnetlink, netlink, socket, zerolog, go-colorable, go-isatty, perks, xxhash)
+	Apache-2.0 (corral, go-systemd, nftables), \
+	BSD-3-Clause (golang.org/x/net, golang.org/x/sync, golang.org/x/sys), \
+	MIT (toml, rtnetlink, netlink, socket, zerolog, go-colorable, go-isatty)
 CORRAL_LICENSE_FILES = LICENSE
 
 # Must be set: the default is derived from CORRAL_SITE as
