@@ -657,7 +657,7 @@ func scrape(t *testing.T, c *testutil.Corral, addr string) map[string]*dto.Metri
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
 	_, text, ok := strings.Cut(body, "\r\n\r\n")
-	if !ok || !strings.HasPrefix(body, "HTTP/1.0 200") {
+	if !ok || !regexp.MustCompile(`^HTTP/1\.[01] 200 `).MatchString(body) {
 		t.Fatalf("scrape: %.500s", body)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
