@@ -826,3 +826,31 @@ func TestCorralRunWithoutARunningCorral(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadRefusesANetworkPlanItCannotApply(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		"srv": payloadExec(t, "sleep", "1h") + "[network]\naddress = \"10.66.0.40\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	before := testutil.Svc(c.WaitFor(20*time.Second, "srv running", running("srv")), "srv").Pid
+	file := filepath.Join(dir, "services", "srv.toml")
+	orig, _ := os.ReadFile(file)
+	// A new address changes the firewall and /etc/hosts: refused.
+	if err := os.WriteFile(file, []byte(strings.Replace(string(orig), "10.66.0.40", "10.66.0.41", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, c, "reload"); r.code != exitFailed || !strings.Contains(r.err, "the firewall and /etc/hosts are only made at boot") {
+		t.Errorf("reload with a new address:\n%s", r)
+	}
+	// Anything else about a bridged service is applied.
+	if err := os.WriteFile(file, []byte(strings.Replace(string(orig), "\"1h\"", "\"2h\"", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, c, "reload"); r.code != 0 || !strings.Contains(r.out, "restart srv") {
+		t.Errorf("reload with a new command line:\n%s", r)
+	}
+	if after := testutil.Svc(c.WaitFor(20*time.Second, "srv running", running("srv")), "srv"); after.Pid == before || after.Address != "10.66.0.40" {
+		t.Errorf("srv after the reload: pid %d (was %d), address %s", after.Pid, before, after.Address)
+	}
+}

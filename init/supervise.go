@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -306,7 +307,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	wd := startWatchdog(m, cfg, sup, critical, log)
 
 	reload := func(ctx context.Context, dry bool) (supervisor.Plan, error) {
-		return reloadConfig(flags.configDir, sup, network != nil, dry, log)
+		return reloadConfig(flags.configDir, sup, network != nil, netPlan{fw, hosts}, dry, log)
 	}
 	shutdownReq := make(chan string, 1)
 	srv := &api.Server{Sup: sup, Reload: reload, Uptime: startUptime, System: func(action string) error {
@@ -598,7 +599,13 @@ func haltForever(log zerolog.Logger, ls *logSetup) {
 
 // reloadConfig re-reads the configuration directory and applies it (or,
 // dry, only plans it). Any problem rejects the whole configuration.
-func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge, dry bool, log zerolog.Logger) (supervisor.Plan, error) {
+// netPlan is what the bridge network was set up with at boot.
+type netPlan struct {
+	fw    cnet.Firewall
+	hosts []cnet.Host
+}
+
+func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge bool, boot netPlan, dry bool, log zerolog.Logger) (supervisor.Plan, error) {
 	cfg, err := config.Load(dir)
 	if err != nil {
 		return supervisor.Plan{}, fmt.Errorf("reload: %w", err)
@@ -606,6 +613,16 @@ func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge, dry bool, 
 	if needsBridge(cfg) && !haveBridge {
 		return supervisor.Plan{}, &supervisor.ReloadError{Problems: []string{
 			"a service uses the bridge network, which was not set up at boot (no service needed it then): restart corral to add it",
+		}}
+	}
+	// The firewall (ports, allow_from, isolation, peers) and every
+	// container's /etc/hosts are made at boot from the whole
+	// configuration, and cannot be changed live yet: a reload that changes
+	// them would run services under a policy that is not theirs.
+	if fw, hosts := supervisor.NetworkPlan(cfg); haveBridge && (!reflect.DeepEqual(fw, boot.fw) || !reflect.DeepEqual(hosts, boot.hosts)) {
+		return supervisor.Plan{}, &supervisor.ReloadError{Problems: []string{
+			"the bridge network's plan changes (a bridged service added or removed, or its address, ports, allow_from, isolated or dependencies): " +
+				"the firewall and /etc/hosts are only made at boot; restart corral (reboot) to apply it",
 		}}
 	}
 	if dry {
