@@ -144,7 +144,10 @@ func openV2(o CgroupOptions, own string) (*Cgroups, error) {
 
 func openV1(o CgroupOptions, own map[string]string, mounts map[string]string) (*Cgroups, error) {
 	c := &Cgroups{Version: CgroupV1, v1roots: map[string]string{}, available: map[string]bool{}}
-	for _, name := range append(wantControllers, "freezer") {
+	// freezer makes kills race-free; cpuacct gives CPU time for status and
+	// metrics (a separate hierarchy on some hosts, co-mounted with cpu on
+	// others: dirs() then counts the directory once).
+	for _, name := range append(wantControllers, "freezer", "cpuacct") {
 		mnt, ok := mounts[name]
 		if !ok {
 			continue
@@ -299,7 +302,7 @@ func (c *Cgroups) dirs(v2 string, v1 map[string]string) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, k := range []string{"memory", "cpu", "pids", "freezer"} {
+	for _, k := range []string{"memory", "cpu", "pids", "freezer", "cpuacct"} {
 		if d, ok := v1[k]; ok && !seen[d] {
 			seen[d] = true
 			out = append(out, d)
@@ -568,6 +571,25 @@ func (g *Group) MemoryCurrent() (int64, error) {
 		return 0, err
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// CPUUsage returns the CPU time the group has used (v2 cpu.stat
+// usage_usec; v1 cpuacct.usage).
+func (g *Group) CPUUsage() (time.Duration, error) {
+	if g.c.Version == CgroupV2 {
+		us, err := readKeyed(filepath.Join(g.v2dir, "cpu.stat"), "usage_usec")
+		return time.Duration(us) * time.Microsecond, err
+	}
+	d := g.v1["cpuacct"]
+	if d == "" {
+		return 0, ErrControllerUnavailable
+	}
+	b, err := os.ReadFile(filepath.Join(d, "cpuacct.usage"))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return time.Duration(ns), err
 }
 
 // Remove deletes the group. Processes that are still exiting keep it busy

@@ -11,19 +11,29 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/internal/console"
+	"github.com/corral-init/corral/supervisor"
 )
 
-// logSetup is corral's one logger and the console it writes to.
+// logSetup is corral's one logger, the console it writes to, and the log
+// streams (corral's own, "corral", and every service's).
 type logSetup struct {
 	con   *console.Writer
 	log   zerolog.Logger
 	human bool
+	logs  *supervisor.Logs
+	// conLog writes service output to the console in JSON mode: not
+	// through log, so it does not fill corral's own stream.
+	conLog zerolog.Logger
 }
 
 // newLogger builds the root logger: JSON, or human lines on a terminal
-// (format "auto"), always through a console writer that never blocks.
+// (format "auto"), always through a console writer that never blocks; and
+// JSON into corral's own log stream too (`corral logs corral`, and its
+// file once [log] dir is known).
 func newLogger(out *os.File, format, level string) *logSetup {
 	con := console.New(out, 4096)
+	logs := supervisor.NewLogs(supervisor.LogOptions{})
+	own := supervisor.ZerologWriter{S: logs.Stream(supervisor.CorralStream)}
 	human := format == "console" || (format != "json" && isTerminal(out))
 	var w io.Writer = con
 	if human {
@@ -47,14 +57,21 @@ func newLogger(out *os.File, format, level string) *logSetup {
 		lvl = zerolog.InfoLevel
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return &logSetup{con: con, human: human, log: zerolog.New(w).Level(lvl).With().Timestamp().Logger()}
+	log := zerolog.New(zerolog.MultiLevelWriter(levelWriter{w}, own)).Level(lvl).With().Timestamp().Logger()
+	return &logSetup{con: con, human: human, log: log, logs: logs, conLog: zerolog.New(con).With().Timestamp().Logger()}
 }
+
+// levelWriter gives a plain writer the zerolog.LevelWriter method, so the
+// multi-writer hands corral's stream the level (for syslog severities).
+type levelWriter struct{ io.Writer }
+
+func (w levelWriter) WriteLevel(_ zerolog.Level, p []byte) (int, error) { return w.Write(p) }
 
 // serviceLine echoes one line of a service's output on the console,
 // prefixed with its name.
 func (l *logSetup) serviceLine(svc, text string, partial bool) {
 	if !l.human {
-		l.log.Info().Str("svc", svc).Bool("output", true).Msg(text)
+		l.conLog.Info().Str("svc", svc).Bool("output", true).Msg(text)
 		return
 	}
 	var b strings.Builder

@@ -2,10 +2,14 @@
 //
 //	corral [boot] [--config DIR] [--state-dir DIR]   run the supervisor (PID 1, or not)
 //	corral check [DIR]                                check a configuration
-//	corral status [--json] [SERVICE]                  show what runs
+//	corral status [SERVICE]                           show what runs
 //	corral start|stop|restart|reload SERVICE          steer one service
 //	corral kill SERVICE [SIGNAL]                      signal a service's main process
-//	corral logs [-n N] SERVICE                        a service's recent output
+//	corral logs [-f] [-n N] [SERVICE...]              output, all services' by default
+//	corral events                                     state changes, as they happen
+//	corral reload [--dry-run]                         re-read the configuration
+//	corral analyze [SERVICE]                          the boot timeline, the critical chain
+//	corral run [OPTIONS] -- CMD [ARGS]                one command in a transient container
 //	corral reboot|poweroff|halt                       ask PID 1 to shut down
 //
 // The same binary is the container child stage: main dispatches on a
@@ -55,8 +59,16 @@ func main() {
 		code = cmdCheck(rest)
 	case "status":
 		code = cmdStatus(rest)
-	case "start", "stop", "restart", "reload":
+	case "start", "stop", "restart":
 		code = cmdAction(cmd, rest)
+	case "reload":
+		code = cmdReload(rest)
+	case "events":
+		code = cmdEvents(rest)
+	case "analyze":
+		code = cmdAnalyze(rest)
+	case "run":
+		code = cmdRun(rest)
 	case "kill":
 		code = cmdKill(rest)
 	case "logs":
@@ -84,14 +96,24 @@ func usage(w *os.File) {
       --log-level L        debug, info, warn or error (default: corral.toml's, else info)
       --cgroup-prefix P    name of corral's cgroup subtree (default corral)
   corral check [DIR]                                check a configuration (default /etc/corral)
-  corral status [--json] [SERVICE]                  show services
-  corral start|stop|restart|reload SERVICE          steer a service
+  corral status [SERVICE]                           services; one with its recent transitions
+  corral start|stop|restart SERVICE                 steer a service (waits; --no-block does not)
+  corral reload SERVICE                             its reload signal or reload command
   corral kill SERVICE [SIGNAL]                      signal its main process (default TERM)
-  corral logs [-n N] SERVICE                        show a service's recent output
+  corral logs [-f] [-n N] [--raw] [SERVICE...]      output; none: every service and corral's own
+                                                    ("corral logs corral"), interleaved by time;
+                                                    --files: from the log files, earlier boots too
+  corral events [-n N] [--no-follow] [SERVICE]      state changes as they happen
+  corral reload [--dry-run]                         re-read the configuration: restart what changed
+  corral analyze [SERVICE]                          boot timeline and critical chain
+  corral run [OPTIONS] -- CMD [ARGS]                run one command in a transient container
+                                                    (corral run --help for the options)
   corral reboot|poweroff|halt                       shut the machine down
   corral version
 
-Commands that talk to a running corral use --socket PATH (default
-/run/corral/corral.sock, or $CORRAL_SOCKET).
+Every command takes --json. Commands that talk to a running corral use
+--socket PATH (default /run/corral/corral.sock, or $CORRAL_SOCKET).
+Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 corral not running,
+4 permission denied, 5 no such service; corral run passes the command's on.
 `)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -18,11 +19,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/container"
+	"github.com/corral-init/corral/internal/logfile"
 	"github.com/corral-init/corral/internal/reaper"
+	"github.com/corral-init/corral/internal/remotelog"
 	cnet "github.com/corral-init/corral/net"
 	"github.com/corral-init/corral/supervisor"
 	"github.com/corral-init/corral/supervisor/api"
 	"github.com/corral-init/corral/supervisor/config"
+	"github.com/corral-init/corral/supervisor/metrics"
 )
 
 // bootFlags are the supervisor's command line.
@@ -69,6 +73,13 @@ func parseBootFlags(args []string) (bootFlags, []string) {
 	}
 	return f, bad
 }
+
+// startUptime is the kernel's uptime when corral started: how long the
+// kernel and everything before corral took (in machine mode).
+var startUptime time.Duration
+
+// processStart is when this process started running Go code.
+var processStart = time.Now()
 
 // boot runs the supervisor. As PID 1 it never returns.
 func boot(args []string) {
@@ -135,6 +146,12 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 	}
 
+	// How long the kernel and early boot took: only meaningful when
+	// corral is the machine's init (/proc is mounted by now).
+	if m == modeMachine {
+		startUptime = readUptime() - time.Since(processStart)
+	}
+
 	cfg, err := config.Load(flags.configDir)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot read the configuration; no services will run")
@@ -177,6 +194,8 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 		mountData(cfg.Global.Storage, log)
 	}
+	// After the data partition: [log] dir is usually on it.
+	remote := configureLogs(cfg, ls, log)
 	if m != modeSupervisor && priv.uts {
 		if h := hostnameFor(cfg.Global.Hostname); h != "" {
 			if err := unix.Sethostname([]byte(h)); err != nil {
@@ -270,7 +289,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		runtime = failingRuntime{errors.New("cgroups unavailable")}
 	}
 	held, bc, critical := safeMode(m, cfg, flags.stateDir, log)
-	sup := supervisor.New(cfg, supervisor.Options{Runtime: runtime, Log: log, Output: ls.serviceLine, Held: held})
+	sup := supervisor.New(cfg, supervisor.Options{Runtime: runtime, Log: log, Output: ls.serviceLine, Held: held, Logs: ls.logs})
 	sup.Run()
 	bootCtx, bootDone := context.WithCancel(context.Background())
 	defer bootDone()
@@ -287,22 +306,48 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	}()
 	wd := startWatchdog(m, cfg, sup, critical, log)
 
+	reload := func(ctx context.Context, dry bool) (supervisor.Plan, error) {
+		return reloadConfig(flags.configDir, sup, network != nil, netPlan{fw, hosts}, dry, log)
+	}
 	shutdownReq := make(chan string, 1)
-	srv := &api.Server{Sup: sup, System: func(action string) error {
+	srv := &api.Server{Sup: sup, Reload: reload, Uptime: startUptime, System: func(action string) error {
 		select {
 		case shutdownReq <- action:
 		default:
 		}
 		return nil
 	}}
+	srv.ReadGroup, srv.ReadGroupName = readGroup(cfg.Global.API, log)
+	if srv.ReadGroup >= 0 {
+		// The group must reach the socket: traverse, not list.
+		if err := os.Chmod(flags.stateDir, 0o711); err != nil {
+			log.Warn().Err(err).Msg("let the read group reach the control socket")
+		}
+	}
 	sock := filepath.Join(flags.stateDir, "corral.sock")
 	if err := srv.Listen(sock); err != nil {
 		log.Error().Err(err).Msg("control socket")
 	} else {
-		log.Info().Str("socket", sock).Msg("control socket ready")
+		log.Info().Str("socket", sock).Int("read_group", srv.ReadGroup).Msg("control socket ready")
+	}
+	var ms *metrics.Server
+	if addr := cfg.Global.Metrics.Listen; addr != "" {
+		ms, err = metrics.Listen(addr, &metrics.Collector{Sup: sup, Version: version, Uptime: startUptime})
+		if err != nil {
+			log.Error().Err(err).Msg("metrics: no metrics endpoint")
+		} else {
+			log.Info().Str("listen", ms.Addr().String()).Msg("metrics endpoint ready (/metrics)")
+		}
 	}
 
-	action := waitSignal(m, log, shutdownReq)
+	action := waitSignal(m, log, shutdownReq, func() {
+		plan, err := reload(context.Background(), false)
+		if err != nil {
+			log.Error().Err(err).Msg("SIGHUP: config reload rejected; the running services are untouched")
+			return
+		}
+		log.Info().Strs("notes", plan.Notes).Msg("SIGHUP: config reloaded: " + plan.Summary())
+	})
 	log.Info().Str("action", action).Msg("shutting down: stopping services in reverse dependency order")
 	if wd != nil {
 		wd.shutdown.Store(true)
@@ -316,6 +361,14 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	cancel()
 	sup.Close()
 	_ = srv.Close()
+	if ms != nil {
+		_ = ms.Close()
+	}
+	// Last lines to the files and the collector, before /data goes.
+	ls.logs.Close()
+	if remote != nil {
+		remote.Close()
+	}
 	if cg != nil {
 		if err := cg.RemoveRoot(); err != nil {
 			log.Debug().Err(err).Msg("remove cgroup subtree")
@@ -453,7 +506,9 @@ func signalAction(sig os.Signal) string {
 
 var shutdownSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPWR}
 
-func waitSignal(m mode, log zerolog.Logger, req <-chan string) string {
+// waitSignal waits for a shutdown request or signal; SIGHUP calls reload
+// (nil: ignored).
+func waitSignal(m mode, log zerolog.Logger, req <-chan string, reload func()) string {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, append(shutdownSignals, unix.SIGHUP)...)
 	defer signal.Stop(sigc)
@@ -463,7 +518,11 @@ func waitSignal(m mode, log zerolog.Logger, req <-chan string) string {
 			return a
 		case sig := <-sigc:
 			if sig == unix.SIGHUP {
-				log.Warn().Msg("SIGHUP: configuration reload is not supported yet; ignored")
+				if reload == nil {
+					log.Warn().Msg("SIGHUP: no configuration to reload; ignored")
+				} else {
+					reload()
+				}
 				continue
 			}
 			return signalAction(sig)
@@ -478,7 +537,7 @@ func waitForShutdown(m mode, log zerolog.Logger, req <-chan string) int {
 		return 1
 	}
 	log.Warn().Msg("waiting for a shutdown signal (SIGTERM reboot, SIGUSR1 halt, SIGUSR2/SIGPWR poweroff)")
-	action := waitSignal(m, log, req)
+	action := waitSignal(m, log, req, nil)
 	if m == modeMachine {
 		finalShutdown(action, log, nil)
 	}
@@ -536,4 +595,125 @@ func haltForever(log zerolog.Logger, ls *logSetup) {
 	for sig := range sigc {
 		finalShutdown(signalAction(sig), log, nil)
 	}
+}
+
+// reloadConfig re-reads the configuration directory and applies it (or,
+// dry, only plans it). Any problem rejects the whole configuration.
+// netPlan is what the bridge network was set up with at boot.
+type netPlan struct {
+	fw    cnet.Firewall
+	hosts []cnet.Host
+}
+
+func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge bool, boot netPlan, dry bool, log zerolog.Logger) (supervisor.Plan, error) {
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return supervisor.Plan{}, fmt.Errorf("reload: %w", err)
+	}
+	if needsBridge(cfg) && !haveBridge {
+		return supervisor.Plan{}, &supervisor.ReloadError{Problems: []string{
+			"a service uses the bridge network, which was not set up at boot (no service needed it then): restart corral to add it",
+		}}
+	}
+	// The firewall (ports, allow_from, isolation, peers) and every
+	// container's /etc/hosts are made at boot from the whole
+	// configuration, and cannot be changed live yet: a reload that changes
+	// them would run services under a policy that is not theirs.
+	if fw, hosts := supervisor.NetworkPlan(cfg); haveBridge && (!reflect.DeepEqual(fw, boot.fw) || !reflect.DeepEqual(hosts, boot.hosts)) {
+		return supervisor.Plan{}, &supervisor.ReloadError{Problems: []string{
+			"the bridge network's plan changes (a bridged service added or removed, or its address, ports, allow_from, isolated or dependencies): " +
+				"the firewall and /etc/hosts are only made at boot; restart corral (reboot) to apply it",
+		}}
+	}
+	if dry {
+		return sup.PlanReload(cfg)
+	}
+	// Not the request's context: a client that goes away must not leave
+	// a reload half done. The stops are bounded by the stop budget.
+	ctx, cancel := context.WithTimeout(context.Background(), sup.StopBudget())
+	defer cancel()
+	plan, err := sup.Reload(ctx, cfg)
+	if err == nil {
+		for _, n := range plan.Notes {
+			log.Warn().Msg("reload: " + n)
+		}
+	}
+	return plan, err
+}
+
+// configureLogs applies [log]: files in dir, the rate limit, the remote
+// collector. It returns the collector to close at shutdown.
+func configureLogs(cfg *config.Config, ls *logSetup, log zerolog.Logger) *remotelog.Sender {
+	lc := cfg.Global.Log
+	o := supervisor.LogOptions{Rate: float64(lc.Rate), Burst: lc.Burst, Log: log}
+	if lc.Dir != "" {
+		d, err := logfile.Open(logfile.Options{Dir: lc.Dir, FileSize: lc.FileSize, Keep: lc.Keep, TotalSize: lc.TotalSize})
+		if err != nil {
+			log.Error().Err(err).Msg("log files: logs are kept in RAM only")
+		} else {
+			o.Files = d
+			log.Info().Str("dir", lc.Dir).Int64("file_size", lc.FileSize).Int("keep", lc.Keep).Int64("total_size", lc.TotalSize).Msg("log files")
+		}
+	}
+	var remote *remotelog.Sender
+	if lc.Syslog.Network != "" {
+		host := hostnameFor(cfg.Global.Hostname)
+		if h, err := os.Hostname(); err == nil && host == "" {
+			host = h
+		}
+		remote = remotelog.New(lc.Syslog.Network, lc.Syslog.Addr, host)
+		o.Remote = remote
+		log.Info().Str("syslog", lc.Syslog.Network+"://"+lc.Syslog.Addr).Msg("forwarding logs to a remote collector")
+	}
+	ls.logs.Configure(o)
+	return remote
+}
+
+// readGroup resolves [api] read_group to a gid (-1: none).
+func readGroup(a config.API, log zerolog.Logger) (int, string) {
+	if a.ReadGroupName == "" {
+		return a.ReadGroup, ""
+	}
+	gid, err := lookupGroup("/etc/group", a.ReadGroupName)
+	if err != nil {
+		log.Error().Err(err).Msg("api.read_group: the control socket stays root's")
+		return -1, ""
+	}
+	return gid, a.ReadGroupName
+}
+
+// lookupGroup finds a group's gid in an /etc/group file.
+func lookupGroup(file, name string) (int, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return -1, fmt.Errorf("look up group %s: %w", name, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[0] == name {
+			gid, err := strconv.Atoi(f[2])
+			if err != nil {
+				return -1, fmt.Errorf("look up group %s in %s: bad gid %q", name, file, f[2])
+			}
+			return gid, nil
+		}
+	}
+	return -1, fmt.Errorf("look up group %s: not in %s", name, file)
+}
+
+// readUptime is the kernel's uptime (0 if /proc is not mounted yet).
+func readUptime() time.Duration {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	sec, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(sec * float64(time.Second))
 }

@@ -48,8 +48,36 @@ type Snapshot struct {
 	Waiting  string             `json:"waiting,omitempty"`  // why it has not been started yet
 	Degraded []string           `json:"degraded,omitempty"` // sandbox parts that did not take effect
 	History  []TransitionRecord `json:"history,omitempty"`
+	// Counters since corral started (or since a reload replaced the
+	// service), for status and metrics.
+	Exits            int    `json:"exits"`
+	ExitCode         int    `json:"exit_code"`             // of the last exit; -1 if killed by a signal
+	ExitSignal       string `json:"exit_signal,omitempty"` // of the last exit
+	OOMKills         int    `json:"oom_kills"`
+	WatchdogTimeouts int    `json:"watchdog_timeouts"`
+	// Boot is when the service was queued, first started and first up.
+	Boot BootTimes `json:"boot"`
+	// Requires and After are the service's dependencies, for analyze.
+	Requires []string `json:"requires,omitempty"`
+	After    []string `json:"after,omitempty"`
 
 	inst Instance // for live cgroup readings; never used to change anything
+}
+
+// BootTimes is one service's part of the boot timeline.
+type BootTimes struct {
+	Queued  time.Time `json:"queued"`           // known to the supervisor
+	Started time.Time `json:"started,omitzero"` // first launch
+	Ready   time.Time `json:"ready,omitzero"`   // first up (running, or a finished one-shot)
+}
+
+// CPUTime reads the CPU time the service's cgroup has used.
+func (s Snapshot) CPUTime() (time.Duration, bool) {
+	if s.inst == nil {
+		return 0, false
+	}
+	d, err := s.inst.CPU()
+	return d, err == nil
 }
 
 // MemoryBytes reads the service's current memory from its cgroup.
@@ -85,10 +113,15 @@ type actor struct {
 	clock   Clock
 	log     zerolog.Logger
 	inbox   chan actorMsg
-	logs    *logring.Ring
+	logs    *Stream
 	output  func(svc, text string, partial bool)
 	changed func()
+	emit    func(EventRecord)
 	rng     *rand.Rand
+	// quit is closed when the actor is retired (its service was removed or
+	// replaced by a config reload); exited when its goroutine has ended.
+	quit   chan struct{}
+	exited chan struct{}
 
 	snap atomicSnapshot
 
@@ -113,37 +146,99 @@ type actor struct {
 	status     string
 	waiting    string
 	history    []TransitionRecord
+	exits      int
+	exitCode   int
+	exitSignal string
+	oomKills   int
+	wdTimeouts int
+	boot       BootTimes
 	dropped    atomic.Uint64 // notify messages lost to a full inbox
 }
 
-func newActor(def *config.Service, rt Runtime, clock Clock, log zerolog.Logger, output func(string, string, bool), changed func()) *actor {
+// actorEnv is what every actor of a supervisor shares.
+type actorEnv struct {
+	rt      Runtime
+	clock   Clock
+	log     zerolog.Logger
+	output  func(svc, text string, partial bool)
+	changed func()
+	emit    func(EventRecord)
+	logs    *Logs
+}
+
+func newActor(def *config.Service, env actorEnv) *actor {
+	clock := env.clock
 	a := &actor{
 		def:     def,
 		policy:  PolicyOf(def),
-		rt:      rt,
+		rt:      env.rt,
 		clock:   clock,
-		log:     log.With().Str("svc", def.Name).Logger(),
-		inbox:   make(chan actorMsg, 16), // exits block (on their own goroutine), notify overflow is counted
-		logs:    logring.New(1000, 256<<10),
-		output:  output,
-		changed: changed,
+		log:     env.log.With().Str("svc", def.Name).Logger(),
+		inbox:   make(chan actorMsg, 16), // exits block (on their own goroutine), notify overflow is counted,
+		logs:    env.logs.Stream(def.Name),
+		output:  env.output,
+		changed: env.changed,
+		emit:    env.emit,
 		rng:     rand.New(rand.NewPCG(uint64(clock.Now().UnixNano()), uint64(len(def.Name)))),
+		quit:    make(chan struct{}),
+		exited:  make(chan struct{}),
 		state:   Stopped,
 		since:   clock.Now(),
+		boot:    BootTimes{Queued: clock.Now()},
 	}
 	a.publish()
 	return a
 }
 
 func (a *actor) run(done <-chan struct{}) {
+	defer close(a.exited)
 	for {
 		select {
 		case m := <-a.inbox:
 			a.safeHandle(m)
+		case <-a.quit:
+			a.stopTimer()
+			a.stopWatchdog()
+			return
 		case <-done:
 			return
 		}
 	}
+}
+
+// send delivers a message unless the actor has been retired.
+func (a *actor) send(m actorMsg) bool {
+	select {
+	case a.inbox <- m:
+		return true
+	case <-a.quit:
+		return false
+	}
+}
+
+// errRetired answers requests to an actor a reload has retired.
+var errRetired = errors.New("the service was just replaced or removed by a config reload; try again")
+
+// ask sends a message with a reply channel and waits for the answer.
+func (a *actor) ask(m actorMsg) error {
+	reply := make(chan error, 1)
+	m.reply = reply
+	if !a.send(m) {
+		return errRetired
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-a.exited:
+		return errRetired
+	}
+}
+
+// retire stops the actor's goroutine (its service must be down) and waits
+// for it.
+func (a *actor) retire() {
+	close(a.quit)
+	<-a.exited
 }
 
 // safeHandle keeps a bug in one service's handling from taking PID 1 down:
@@ -162,23 +257,15 @@ func (a *actor) safeHandle(m actorMsg) {
 }
 
 // request sends an operator request and waits for the answer.
-func (a *actor) request(kind EventKind) error {
-	reply := make(chan error, 1)
-	a.inbox <- actorMsg{ev: Event{Kind: kind}, reply: reply}
-	return <-reply
-}
+func (a *actor) request(kind EventKind) error { return a.ask(actorMsg{ev: Event{Kind: kind}}) }
 
 // kill sends sig to the running instance's main process.
-func (a *actor) kill(sig unix.Signal) error {
-	reply := make(chan error, 1)
-	a.inbox <- actorMsg{signal: sig, reply: reply}
-	return <-reply
-}
+func (a *actor) kill(sig unix.Signal) error { return a.ask(actorMsg{signal: sig}) }
 
 // post sends a request without waiting for the answer.
-func (a *actor) post(kind EventKind) { a.inbox <- actorMsg{ev: Event{Kind: kind}} }
+func (a *actor) post(kind EventKind) { a.send(actorMsg{ev: Event{Kind: kind}}) }
 
-func (a *actor) setWaiting(why string) { a.inbox <- actorMsg{waiting: &why} }
+func (a *actor) setWaiting(why string) { a.send(actorMsg{waiting: &why}) }
 
 func (a *actor) handle(m actorMsg) {
 	switch {
@@ -319,6 +406,16 @@ func (a *actor) event(ev Event) error {
 	}
 	if ev.Kind == EvExited {
 		a.lastExit = ev.Exit.Reason()
+		a.exits++
+		a.exitCode, a.exitSignal = ev.Exit.Code, ""
+		if ev.Exit.Signal != 0 {
+			a.exitSignal = unix.SignalName(ev.Exit.Signal)
+		}
+		if ev.Exit.OOMKilled {
+			a.oomKills++
+		}
+	} else if ev.Kind == EvWatchdog {
+		a.wdTimeouts++
 	} else if ev.Kind == EvSetupFailed {
 		a.lastExit = "setup failed: " + errString(ev.Err)
 	}
@@ -341,6 +438,12 @@ func (a *actor) setState(to State, ev Event, reason string) {
 	a.state, a.reason = to, reason
 	if to == Starting || to == Running {
 		a.waiting = ""
+	}
+	switch {
+	case to == Starting && a.boot.Started.IsZero():
+		a.boot.Started = now
+	case to.Up() && a.boot.Ready.IsZero():
+		a.boot.Ready = now
 	}
 	a.history = append(a.history, TransitionRecord{Time: now, From: from.String(), To: to.String(), Event: ev.Kind.String(), Reason: reason})
 	if len(a.history) > historyLen {
@@ -367,6 +470,13 @@ func (a *actor) setState(to State, ev Event, reason string) {
 		e = e.Int("attempt", a.memo.Attempt+1)
 	}
 	e.Msg(to.String() + ": " + reason)
+	if a.emit != nil {
+		rec := EventRecord{Time: now, Svc: a.def.Name, From: from.String(), To: to.String(), Event: ev.Kind.String(), Reason: reason}
+		if a.inst != nil {
+			rec.Pid = a.inst.Pid()
+		}
+		a.emit(rec)
+	}
 	a.publish()
 }
 
@@ -417,7 +527,7 @@ func (a *actor) armTimer(kind TimerKind, d time.Duration) {
 	gen := a.timerGen
 	a.timerFor = kind
 	a.deadline = a.clock.Now().Add(d)
-	a.timer = a.clock.AfterFunc(d, func() { a.inbox <- actorMsg{timer: true, gen: gen} })
+	a.timer = a.clock.AfterFunc(d, func() { a.send(actorMsg{timer: true, gen: gen}) })
 }
 
 // armWatchdog (re)starts the service watchdog's deadline.
@@ -428,7 +538,7 @@ func (a *actor) armWatchdog() {
 	}
 	a.wdGen++
 	gen := a.wdGen
-	a.wdTimer = a.clock.AfterFunc(a.wdInterval, func() { a.inbox <- actorMsg{timer: true, watchdog: true, gen: gen} })
+	a.wdTimer = a.clock.AfterFunc(a.wdInterval, func() { a.send(actorMsg{timer: true, watchdog: true, gen: gen}) })
 }
 
 func (a *actor) stopWatchdog() {
@@ -457,12 +567,14 @@ func (a *actor) launch() {
 		OnExit: func(e container.Exit) {
 			// Never drop an exit: this blocks its own goroutine if the inbox
 			// is full, not the reaper.
-			a.inbox <- actorMsg{ev: Event{Kind: EvExited, Exit: e}, gen: gen}
+			a.send(actorMsg{ev: Event{Kind: EvExited, Exit: e}, gen: gen})
 		},
 		OnNotify: func(m notify.Message, release func()) {
 			msg := actorMsg{notify: &m, gen: gen, release: release}
 			if release != nil {
-				a.inbox <- msg // a barrier must not be lost
+				if !a.send(msg) { // a barrier must not be lost
+					release()
+				}
 				return
 			}
 			select {
@@ -474,7 +586,7 @@ func (a *actor) launch() {
 			}
 		},
 		OnOutput: func(text string, partial bool) {
-			a.logs.Add(time.Now(), text, partial)
+			a.logs.Line(time.Now(), text, partial)
 			if a.output != nil {
 				a.output(a.def.Name, text, partial)
 			}
@@ -499,6 +611,9 @@ func (a *actor) publish() {
 		Restarts: a.restarts, LastExit: a.lastExit, Reason: a.reason,
 		Status: a.status, Notify: a.def.Notify, Waiting: a.waiting,
 		History: append([]TransitionRecord(nil), a.history...),
+		Exits:   a.exits, ExitCode: a.exitCode, ExitSignal: a.exitSignal,
+		OOMKills: a.oomKills, WatchdogTimeouts: a.wdTimeouts, Boot: a.boot,
+		Requires: a.def.Requires, After: a.def.After,
 	}
 	if a.def.Net.Address.IsValid() {
 		s.Address = a.def.Net.Address.String()

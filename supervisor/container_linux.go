@@ -45,6 +45,10 @@ type ContainerRuntime struct {
 	// HostResolv is the supervisor's resolv.conf ("" = /etc/resolv.conf).
 	HostResolv string
 	Log        zerolog.Logger
+	// Output, when set, is every service's stdout and stderr, as it is
+	// (corral run: the caller's terminal). Otherwise each service gets a
+	// pipe read line by line into its log stream.
+	Output *os.File
 
 	launchOnce sync.Once
 	launching  chan struct{}
@@ -120,19 +124,26 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 			_ = os.Remove(f)
 		}
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
+	var pr, pw *os.File
+	if r.Output != nil {
+		pw = r.Output
+	} else if pr, pw, err = os.Pipe(); err != nil {
 		removeFiles()
 		sock.Close()
 		return nil, fmt.Errorf("output pipe for %s: %w", def.Name, err)
+	}
+	closeOut := func() {
+		if pr != nil {
+			pr.Close()
+			pw.Close()
+		}
 	}
 	var netHook func(pid, nsFD int) error
 	var netOff func()
 	switch def.Net.Mode {
 	case cnet.ModeBridge:
 		if r.Network == nil {
-			pr.Close()
-			pw.Close()
+			closeOut()
 			removeFiles()
 			sock.Close()
 			return nil, fmt.Errorf("network for %s: the bridge network is not set up", def.Name)
@@ -166,12 +177,16 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		OnExit:    h.OnExit,
 	})
 	<-r.launching
-	pw.Close()
+	if pr != nil {
+		pw.Close()
+	}
 	if err != nil {
 		if netOff != nil {
 			netOff()
 		}
-		pr.Close()
+		if pr != nil {
+			pr.Close()
+		}
 		removeFiles()
 		sock.Close()
 		return nil, err
@@ -183,7 +198,9 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	inst.access.Store(uint32(def.NotifyAccess))
 	inst.mainPid.Store(int64(proc.MainPid()))
 	inst.pidNS, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", proc.Pid))
-	go readLines(pr, h.OnOutput)
+	if pr != nil {
+		go readLines(pr, h.OnOutput)
+	}
 	go sock.Serve(func(d notify.Datagram) { inst.datagram(d, h) })
 	return inst, nil
 }
@@ -320,10 +337,11 @@ func (i *containerInstance) Reload() error {
 	}
 	return i.Signal(i.def.ReloadSignal)
 }
-func (i *containerInstance) Kill() error            { return i.proc.Kill() }
-func (i *containerInstance) CgroupPath() string     { return i.proc.Group.Path() }
-func (i *containerInstance) Memory() (int64, error) { return i.proc.Group.MemoryCurrent() }
-func (i *containerInstance) Degraded() []string     { return i.proc.Degraded }
+func (i *containerInstance) Kill() error                 { return i.proc.Kill() }
+func (i *containerInstance) CgroupPath() string          { return i.proc.Group.Path() }
+func (i *containerInstance) Memory() (int64, error)      { return i.proc.Group.MemoryCurrent() }
+func (i *containerInstance) CPU() (time.Duration, error) { return i.proc.Group.CPUUsage() }
+func (i *containerInstance) Degraded() []string          { return i.proc.Degraded }
 
 func (i *containerInstance) Cleanup() {
 	// Anything left in the cgroup? Normally nothing: the namespace's init

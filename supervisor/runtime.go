@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"time"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/corral-init/corral/container"
@@ -46,4 +48,7 @@ type Instance interface {
 	// Memory is the memory charged to the instance's cgroup, in bytes. It
 	// may be called from any goroutine.
 	Memory() (int64, error)
+	// CPU is the CPU time the instance's cgroup has used. It may be called
+	// from any goroutine.
+	CPU() (time.Duration, error)
 }

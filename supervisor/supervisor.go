@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,22 +29,36 @@ type Options struct {
 	Log     zerolog.Logger
 	// Output receives every line a service prints (for the console).
 	Output func(svc, text string, partial bool)
+	// Logs keeps every service's lines (nil: rings in RAM only).
+	Logs *Logs
 	// Held services are not started by the scheduler, with the reason
 	// (safe mode); an operator may still start them.
 	Held map[string]string
 }
 
-// Supervisor runs the services of one configuration: one actor per
-// service, and a scheduler that starts each one once what it requires is
-// up, and stops them in reverse order at shutdown.
-type Supervisor struct {
-	log      zerolog.Logger
-	clock    Clock
+// graph is one configuration's services: replaced as a whole by a reload
+// (copy on write), so readers load it once and never lock.
+type graph struct {
 	actors   map[string]*actor
 	order    []string // dependencies before dependants
 	deps     map[string][]string
 	requires map[string][]string
 	disabled []config.Disabled
+	global   config.Global
+}
+
+// Supervisor runs the services of one configuration: one actor per
+// service, and a scheduler that starts each one once what it requires is
+// up, and stops them in reverse order at shutdown. Reload replaces the
+// configuration while it runs.
+type Supervisor struct {
+	log    zerolog.Logger
+	clock  Clock
+	env    actorEnv
+	g      atomic.Pointer[graph]
+	events *eventFeed
+	logs   *Logs
+	booted time.Time
 
 	changed chan struct{}
 	done    chan struct{}
@@ -54,10 +69,15 @@ type Supervisor struct {
 	waitMu sync.Mutex
 	waitCh chan struct{}
 
+	// reloadMu serializes reloads, and a shutdown with a reload.
+	reloadMu sync.Mutex
+
 	mu           sync.Mutex
 	started      map[string]bool // start already sent by the scheduler
 	held         map[string]bool // stopped by an operator: do not auto-start
+	replacing    map[string]bool // being stopped by a reload: do not start
 	shuttingDown bool
+	running      bool // Run was called
 }
 
 // New builds the actors. Run starts them.
@@ -65,36 +85,59 @@ func New(cfg *config.Config, o Options) *Supervisor {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
+	if o.Logs == nil {
+		o.Logs = NewLogs(LogOptions{Log: o.Log})
+	}
 	s := &Supervisor{
-		log:      o.Log,
-		clock:    o.Clock,
-		actors:   map[string]*actor{},
-		deps:     map[string][]string{},
-		requires: map[string][]string{},
-		disabled: cfg.Disabled,
-		changed:  make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		started:  map[string]bool{},
-		held:     map[string]bool{},
-		waitCh:   make(chan struct{}),
+		log:       o.Log,
+		clock:     o.Clock,
+		events:    newEventFeed(1024),
+		logs:      o.Logs,
+		booted:    o.Clock.Now(),
+		changed:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		started:   map[string]bool{},
+		held:      map[string]bool{},
+		replacing: map[string]bool{},
+		waitCh:    make(chan struct{}),
 	}
+	s.env = actorEnv{rt: o.Runtime, clock: o.Clock, log: o.Log, output: o.Output, changed: s.poke, emit: s.events.add, logs: o.Logs}
+	g := &graph{actors: map[string]*actor{}, disabled: cfg.Disabled, global: cfg.Global}
 	for _, def := range cfg.Services {
-		s.actors[def.Name] = newActor(def, o.Runtime, o.Clock, o.Log, o.Output, s.poke)
-		s.requires[def.Name] = def.Requires
-		all := append(slices.Clone(def.Requires), def.After...)
-		slices.Sort(all)
-		s.deps[def.Name] = slices.Compact(all)
+		g.actors[def.Name] = newActor(def, s.env)
 	}
-	s.order = topoOrder(s.deps)
+	g.link(cfg.Services)
 	for name, why := range o.Held {
-		if a, ok := s.actors[name]; ok {
+		if a, ok := g.actors[name]; ok {
 			s.held[name] = true
 			a.waiting = why
 			a.publish()
 		}
 	}
+	s.g.Store(g)
 	return s
 }
+
+// link computes the dependency maps and the start order of the actors.
+func (g *graph) link(defs []*config.Service) {
+	g.deps, g.requires = map[string][]string{}, map[string][]string{}
+	for _, def := range defs {
+		g.requires[def.Name] = def.Requires
+		all := append(slices.Clone(def.Requires), def.After...)
+		slices.Sort(all)
+		g.deps[def.Name] = slices.Compact(all)
+	}
+	g.order = topoOrder(g.deps)
+}
+
+func (s *Supervisor) graph() *graph { return s.g.Load() }
+
+// Booted is when the supervisor was created: the start of its boot
+// timeline.
+func (s *Supervisor) Booted() time.Time { return s.booted }
+
+// LogStreams is every stream's ring and sinks.
+func (s *Supervisor) LogStreams() *Logs { return s.logs }
 
 // topoOrder orders names so dependencies come first (config has already
 // rejected cycles); ties are broken by name for stable output.
@@ -145,13 +188,21 @@ func (s *Supervisor) changes() <-chan struct{} {
 
 // Run starts the actors and the scheduler; it returns at once.
 func (s *Supervisor) Run() {
-	for _, a := range s.actors {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); a.run(s.done) }()
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	for _, a := range s.graph().actors {
+		s.spawn(a)
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.schedule() }()
 	s.poke()
+}
+
+// spawn starts an actor's goroutine; Close (or retire) stops it.
+func (s *Supervisor) spawn(a *actor) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); a.run(s.done) }()
 }
 
 // Close stops the actors' goroutines (after Shutdown).
@@ -181,18 +232,19 @@ func (s *Supervisor) startReady() {
 	if s.shuttingDown {
 		return
 	}
-	for _, name := range s.order {
-		if s.started[name] || s.held[name] {
+	g := s.graph()
+	for _, name := range g.order {
+		if s.started[name] || s.held[name] || s.replacing[name] {
 			continue
 		}
 		var waiting []string
-		for _, d := range s.deps[name] {
-			da, ok := s.actors[d]
+		for _, d := range g.deps[name] {
+			da, ok := g.actors[d]
 			if !ok {
 				continue // a disabled "after" target: ordering against nothing
 			}
 			st := da.snap.Load().State
-			required := slices.Contains(s.requires[name], d)
+			required := slices.Contains(g.requires[name], d)
 			switch {
 			case st.Up():
 			case required && st == Failed:
@@ -205,7 +257,7 @@ func (s *Supervisor) startReady() {
 				waiting = append(waiting, d)
 			}
 		}
-		a := s.actors[name]
+		a := g.actors[name]
 		if len(waiting) > 0 {
 			why := "waiting for " + strings.Join(waiting, ", ")
 			if a.snap.Load().Waiting != why {
@@ -219,36 +271,41 @@ func (s *Supervisor) startReady() {
 }
 
 // Names returns the services in start order.
-func (s *Supervisor) Names() []string { return slices.Clone(s.order) }
+func (s *Supervisor) Names() []string { return slices.Clone(s.graph().order) }
 
 // Disabled returns the services config disabled, with reasons.
-func (s *Supervisor) Disabled() []config.Disabled { return slices.Clone(s.disabled) }
+func (s *Supervisor) Disabled() []config.Disabled { return slices.Clone(s.graph().disabled) }
 
 // Status returns the newest snapshot of every service, in start order.
 func (s *Supervisor) Status() []Snapshot {
-	out := make([]Snapshot, 0, len(s.order))
-	for _, n := range s.order {
-		out = append(out, *s.actors[n].snap.Load())
+	g := s.graph()
+	out := make([]Snapshot, 0, len(g.order))
+	for _, n := range g.order {
+		out = append(out, *g.actors[n].snap.Load())
 	}
 	return out
 }
 
 // Service returns one service's snapshot.
 func (s *Supervisor) Service(name string) (Snapshot, error) {
-	a, ok := s.actors[name]
+	a, ok := s.graph().actors[name]
 	if !ok {
 		return Snapshot{}, fmt.Errorf("%w: %s", ErrUnknownService, name)
 	}
 	return *a.snap.Load(), nil
 }
 
-// Logs returns up to n of the newest output lines of a service.
+// Logs returns up to n of the newest lines of a stream: a service (also
+// one a reload removed: its lines are kept), or corral's own.
 func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
-	a, ok := s.actors[name]
+	st, ok := s.logs.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownService, name)
+		if _, known := s.graph().actors[name]; !known {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownService, name)
+		}
+		return nil, nil
 	}
-	return a.logs.Tail(n), nil
+	return st.Ring().Tail(n), nil
 }
 
 // Request asks a service to start, stop, restart or reload and waits for the
@@ -259,7 +316,8 @@ func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
 // starts what this one requires, then this one once those are up. After=
 // only orders the boot.
 func (s *Supervisor) Request(name string, kind EventKind) error {
-	a, ok := s.actors[name]
+	g := s.graph()
+	a, ok := g.actors[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownService, name)
 	}
@@ -272,9 +330,9 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 	case EvStop:
 		set := map[string]bool{name: true}
 		running := false
-		for _, r := range s.requirers(name) {
+		for _, r := range g.requirers(name) {
 			s.held[r] = true
-			if st := s.actors[r].snap.Load().State; st != Stopped && st != Failed && st != Done {
+			if st := g.actors[r].snap.Load().State; st != Stopped && st != Failed && st != Done {
 				set[r], running = true, true
 			}
 		}
@@ -285,7 +343,7 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), s.StopBudget())
 				defer cancel()
-				_ = s.stopSet(ctx, set)
+				_ = s.stopSet(ctx, g, set)
 			}()
 			return nil
 		}
@@ -303,9 +361,9 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 			return &TransitionError{From: st, Event: kind, Msg: "already " + st.String()}
 		}
 		pending := false
-		for _, d := range s.requirements(name) {
+		for _, d := range g.requirements(name) {
 			delete(s.held, d)
-			if st := s.actors[d].snap.Load().State; !st.Up() {
+			if st := g.actors[d].snap.Load().State; !st.Up() {
 				pending = true
 				if st != Starting && st != Backoff && st != Reloading && st != Stopping {
 					s.started[d] = false
@@ -331,12 +389,12 @@ func (s *Supervisor) Request(name string, kind EventKind) error {
 
 // requirers returns every service that requires name, directly or not,
 // dependants first.
-func (s *Supervisor) requirers(name string) []string {
+func (g *graph) requirers(name string) []string {
 	var out []string
 	seen := map[string]bool{}
 	var visit func(string)
 	visit = func(n string) {
-		for m, reqs := range s.requires {
+		for m, reqs := range g.requires {
 			if slices.Contains(reqs, n) && !seen[m] {
 				seen[m] = true
 				visit(m)
@@ -349,13 +407,13 @@ func (s *Supervisor) requirers(name string) []string {
 }
 
 // requirements returns every service name requires, directly or not.
-func (s *Supervisor) requirements(name string) []string {
+func (g *graph) requirements(name string) []string {
 	var out []string
 	seen := map[string]bool{}
 	var visit func(string)
 	visit = func(n string) {
-		for _, d := range s.requires[n] {
-			if _, ok := s.actors[d]; ok && !seen[d] {
+		for _, d := range g.requires[n] {
+			if _, ok := g.actors[d]; ok && !seen[d] {
 				seen[d] = true
 				visit(d)
 				out = append(out, d)
@@ -370,7 +428,7 @@ func (s *Supervisor) requirements(name string) []string {
 // --kill-whom=main`). What follows is the state machine's business: an
 // exit, a restart per policy.
 func (s *Supervisor) Kill(name string, sig unix.Signal) error {
-	a, ok := s.actors[name]
+	a, ok := s.graph().actors[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownService, name)
 	}
@@ -398,10 +456,11 @@ func (s *Supervisor) Wait(ctx context.Context, cond func([]Snapshot) bool) error
 // Ping checks that every actor still handles its inbox: the part of "PID
 // 1 is healthy" a hardware watchdog can ask about.
 func (s *Supervisor) Ping(ctx context.Context) error {
-	for _, n := range s.order {
+	g := s.graph()
+	for _, n := range g.order {
 		reply := make(chan error, 1)
 		select {
-		case s.actors[n].inbox <- actorMsg{ping: true, reply: reply}:
+		case g.actors[n].inbox <- actorMsg{ping: true, reply: reply}:
 		case <-ctx.Done():
 			return fmt.Errorf("%s: inbox full: %w", n, ctx.Err())
 		}
@@ -421,22 +480,26 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shuttingDown = true
 	s.mu.Unlock()
+	// A reload under way finishes first (its stops are bounded too).
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	g := s.graph()
 	all := map[string]bool{}
-	for _, n := range s.order {
+	for _, n := range g.order {
 		all[n] = true
 	}
-	return s.stopSet(ctx, all)
+	return s.stopSet(ctx, g, all)
 }
 
 // stopSet stops the services in set, each once everything in set that
 // depends on it is down. What is still up when ctx ends is killed.
-func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
+func (s *Supervisor) stopSet(ctx context.Context, g *graph, set map[string]bool) error {
 	down := func(n string) bool {
-		st := s.actors[n].snap.Load().State
+		st := g.actors[n].snap.Load().State
 		return st == Stopped || st == Failed || st == Done
 	}
 	dependants := map[string][]string{}
-	for n, ds := range s.deps {
+	for n, ds := range g.deps {
 		for _, d := range ds {
 			if set[n] {
 				dependants[d] = append(dependants[d], n)
@@ -447,7 +510,7 @@ func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
 	for {
 		ch := s.changes()
 		allDown := true
-		for _, n := range s.order {
+		for _, n := range g.order {
 			if !set[n] || down(n) {
 				continue
 			}
@@ -456,13 +519,13 @@ func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
 				continue
 			}
 			// Backing off: not running, nothing to order.
-			ready := s.actors[n].snap.Load().State == Backoff
+			ready := g.actors[n].snap.Load().State == Backoff
 			if !ready {
 				ready = !slices.ContainsFunc(dependants[n], func(d string) bool { return !down(d) })
 			}
 			if ready {
 				asked[n] = true
-				go s.actors[n].post(EvStop)
+				go g.actors[n].post(EvStop)
 			}
 		}
 		if allDown {
@@ -470,7 +533,7 @@ func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
 		}
 		select {
 		case <-ctx.Done():
-			return s.killRemaining(set)
+			return s.killRemaining(g, set)
 		case <-ch:
 		}
 	}
@@ -478,13 +541,13 @@ func (s *Supervisor) stopSet(ctx context.Context, set map[string]bool) error {
 
 // killRemaining kills what is still up when the shutdown deadline passed
 // and waits (briefly) for the exits, so cgroups are cleaned up too.
-func (s *Supervisor) killRemaining(set map[string]bool) error {
+func (s *Supervisor) killRemaining(g *graph, set map[string]bool) error {
 	var killed []string
-	for _, n := range s.order {
+	for _, n := range g.order {
 		if !set[n] {
 			continue
 		}
-		a := s.actors[n]
+		a := g.actors[n]
 		if st := a.snap.Load().State; st != Stopped && st != Failed && st != Done {
 			killed = append(killed, n)
 			go func() { _ = a.kill(unix.SIGKILL); a.post(EvStop) }()
@@ -492,9 +555,9 @@ func (s *Supervisor) killRemaining(set map[string]bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_ = s.Wait(ctx, func(ss []Snapshot) bool {
-		for _, sn := range ss {
-			if set[sn.Name] && sn.State != Stopped && sn.State != Failed && sn.State != Done && sn.State != Backoff {
+	_ = s.Wait(ctx, func([]Snapshot) bool {
+		for n := range set {
+			if st := g.actors[n].snap.Load().State; st != Stopped && st != Failed && st != Done && st != Backoff {
 				return false
 			}
 		}
@@ -507,6 +570,7 @@ func (s *Supervisor) killRemaining(set map[string]bool) error {
 // of stop timeouts through the dependency graph (a service is stopped only
 // after everything depending on it is down), plus a margin.
 func (s *Supervisor) StopBudget() time.Duration {
+	g := s.graph()
 	memo := map[string]time.Duration{}
 	var longest func(string) time.Duration
 	longest = func(n string) time.Duration {
@@ -515,17 +579,17 @@ func (s *Supervisor) StopBudget() time.Duration {
 		}
 		memo[n] = 0 // config has rejected cycles; this only guards
 		var worst time.Duration
-		for m, ds := range s.deps {
+		for m, ds := range g.deps {
 			if slices.Contains(ds, n) {
 				worst = max(worst, longest(m))
 			}
 		}
-		d := worst + s.actors[n].def.StopTimeout
+		d := worst + g.actors[n].def.StopTimeout
 		memo[n] = d
 		return d
 	}
 	var total time.Duration
-	for _, n := range s.order {
+	for _, n := range g.order {
 		total = max(total, longest(n))
 	}
 	return total + 5*time.Second

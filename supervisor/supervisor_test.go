@@ -150,12 +150,13 @@ func (i *fakeInst) Kill() error {
 	go i.exit(container.Exit{Code: -1, Signal: unix.SIGKILL})
 	return nil
 }
-func (i *fakeInst) Cleanup()               { i.rt.record("cleanup " + i.name) }
-func (i *fakeInst) Reload() error          { i.rt.record("reload " + i.name); return nil }
-func (i *fakeInst) Degraded() []string     { return nil }
-func (i *fakeInst) CgroupPath() string     { return "" }
-func (i *fakeInst) Memory() (int64, error) { return 0, errors.New("none") }
-func (i *fakeInst) exit(e container.Exit)  { i.once.Do(func() { i.h.OnExit(e) }) }
+func (i *fakeInst) Cleanup()                    { i.rt.record("cleanup " + i.name) }
+func (i *fakeInst) Reload() error               { i.rt.record("reload " + i.name); return nil }
+func (i *fakeInst) Degraded() []string          { return nil }
+func (i *fakeInst) CgroupPath() string          { return "" }
+func (i *fakeInst) Memory() (int64, error)      { return 0, errors.New("none") }
+func (i *fakeInst) CPU() (time.Duration, error) { return 0, errors.New("none") }
+func (i *fakeInst) exit(e container.Exit)       { i.once.Do(func() { i.h.OnExit(e) }) }
 
 func svc(name string, mod func(*config.Service)) *config.Service {
 	s := &config.Service{

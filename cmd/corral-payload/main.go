@@ -32,9 +32,13 @@
 //	                          with -every, again every D; then stay up
 //	stamp FILE                write CLOCK_MONOTONIC (ns) to FILE, then sleep: restart latency
 //	escape                    try to break out of the sandbox; one "ATTEMPT name: result" line each
+//	flood N [SIZE]            print N lines of SIZE bytes as fast as it can, then stay up
+//	tick D PREFIX             print "PREFIX N" every D
+//	weird                     print a 10000-byte line, binary bytes, a last line without newline; exit
 package main
 
 import (
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -187,6 +191,40 @@ func main() {
 	case "spin":
 		for {
 		}
+	case "flood":
+		// flood N [SIZE]: N lines of SIZE bytes as fast as possible, then stay up.
+		n, _ := strconv.Atoi(arg(args, 0, "100000"))
+		size, _ := strconv.Atoi(arg(args, 1, "40"))
+		w := bufio.NewWriterSize(os.Stdout, 64<<10)
+		pad := strings.Repeat("f", max(size-20, 0))
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "flood %09d %s\n", i, pad)
+		}
+		w.Flush()
+		time.Sleep(1500 * time.Millisecond) // past any rate limit's burst
+		fmt.Println("payload: flood done")
+		sleepOrTerm("1h")
+	case "tick":
+		// tick D PREFIX: print "PREFIX N" every D, N counting from 0.
+		d := dur(arg(args, 0, "100ms"))
+		prefix := arg(args, 1, "tick")
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, syscall.SIGTERM)
+		t := time.NewTicker(d)
+		for i := 0; ; i++ {
+			fmt.Printf("%s %d\n", prefix, i)
+			select {
+			case <-t.C:
+			case <-sigc:
+				os.Exit(0)
+			}
+		}
+	case "weird":
+		// A 10000-byte line, a line of binary bytes and escapes, and a last
+		// line without its newline; then exit 0.
+		os.Stdout.Write([]byte(strings.Repeat("0123456789", 1000) + "\n"))
+		os.Stdout.Write([]byte("bin\x00\xff\xfe\x1b[2J\r\tend\n"))
+		os.Stdout.Write([]byte("no newline at the end"))
 	default:
 		fail("unknown command " + cmd)
 	}

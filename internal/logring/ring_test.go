@@ -1,6 +1,7 @@
 package logring
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -59,5 +60,58 @@ func TestRingGrowsKeepingOrder(t *testing.T) {
 	got := texts(r.Tail(0))
 	if len(got) != 100 || got[0] != "51" || got[99] != "150" || len(r.lines) != 100 {
 		t.Errorf("got %d lines %v..%v in %d slots", len(got), got[0], got[len(got)-1], len(r.lines))
+	}
+}
+
+func TestSinceReportsLostLines(t *testing.T) {
+	r := New(3, 1<<20)
+	if got, lost := r.Since(0, 0); len(got) != 0 || lost != 0 {
+		t.Fatalf("empty ring: %v, lost %d", got, lost)
+	}
+	for i := 1; i <= 5; i++ {
+		r.Add(time.Time{}, fmt.Sprint(i), false)
+	}
+	got, lost := r.Since(1, 0) // 2 was evicted, 3 4 5 are there
+	if fmt.Sprint(texts(got)) != "[3 4 5]" || lost != 1 {
+		t.Errorf("Since(1) = %v, lost %d; want [3 4 5], lost 1", texts(got), lost)
+	}
+	got, lost = r.Since(3, 1)
+	if fmt.Sprint(texts(got)) != "[4]" || lost != 0 {
+		t.Errorf("Since(3, 1) = %v, lost %d", texts(got), lost)
+	}
+	if got, _ := r.Since(5, 0); len(got) != 0 {
+		t.Errorf("Since(newest) = %v, want nothing", texts(got))
+	}
+}
+
+func TestWaitIsClosedByTheNextAdd(t *testing.T) {
+	r := New(3, 1<<20)
+	w := r.Wait()
+	select {
+	case <-w:
+		t.Fatal("closed before any Add")
+	default:
+	}
+	r.Add(time.Time{}, "x", false)
+	select {
+	case <-w:
+	case <-time.After(time.Second):
+		t.Fatal("Add did not wake the waiter")
+	}
+}
+
+func TestJSONKeepsEveryByte(t *testing.T) {
+	for _, text := range []string{"plain", "caf\xc3\xa9", "\x00\xff\x1b[2Jbin\xfe", ""} {
+		b, err := json.Marshal(Line{Seq: 1, Text: text, Partial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Line
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Text != text || !back.Partial {
+			t.Errorf("%q -> %s -> %q", text, b, back.Text)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"path"
 	"regexp"
@@ -610,6 +611,10 @@ var globalChecks = []func(*globalCheck){
 	checkStorage,
 	checkWatchdog,
 	checkUserns,
+	checkLogFiles,
+	checkSyslog,
+	checkAPI,
+	checkMetrics,
 }
 
 type globalCheck struct {
@@ -880,4 +885,97 @@ func checkUserns(c *globalCheck) {
 	default:
 		c.g.Userns = Userns{FirstID: uint32(u.FirstID), Size: uint32(u.Size), Slots: uint32(u.Slots)}
 	}
+}
+func checkLogFiles(c *globalCheck) {
+	l := c.f.Log
+	if l.Dir != "" && !path.IsAbs(l.Dir) {
+		c.errorf("log.dir", "%q is not an absolute path; logs are kept in RAM only", l.Dir)
+	} else {
+		c.g.Log.Dir = path.Clean(l.Dir)
+		if l.Dir == "" {
+			c.g.Log.Dir = ""
+		}
+	}
+	if l.FileSize < 4<<10 {
+		c.fallback("log.file_size", fmt.Sprint(c.g.Log.FileSize), "%d bytes is too small (at least 4K)", int64(l.FileSize))
+	} else {
+		c.g.Log.FileSize = int64(l.FileSize)
+	}
+	if l.Keep < 0 || l.Keep > 100 {
+		c.fallback("log.keep", fmt.Sprint(c.g.Log.Keep), "%d is out of range (0 to 100 rotated files)", l.Keep)
+	} else {
+		c.g.Log.Keep = l.Keep
+	}
+	if int64(l.TotalSize) < c.g.Log.FileSize {
+		c.fallback("log.total_size", fmt.Sprint(c.g.Log.TotalSize), "%d bytes is less than file_size (%d)", int64(l.TotalSize), c.g.Log.FileSize)
+	} else {
+		c.g.Log.TotalSize = int64(l.TotalSize)
+	}
+	if l.Rate < 0 {
+		c.fallback("log.rate", fmt.Sprint(c.g.Log.Rate), "must not be negative (0 means no limit)")
+	} else {
+		c.g.Log.Rate = l.Rate
+	}
+	if l.Burst < 1 {
+		c.fallback("log.burst", fmt.Sprint(c.g.Log.Burst), "must be at least 1")
+	} else {
+		c.g.Log.Burst = l.Burst
+	}
+}
+
+func checkSyslog(c *globalCheck) {
+	v := c.f.Log.Syslog
+	if v == "" {
+		return
+	}
+	scheme, addr, ok := strings.Cut(v, "://")
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case !ok || (scheme != "udp" && scheme != "tcp"):
+		c.errorf("log.syslog", `%q: use "udp://HOST:PORT" or "tcp://HOST:PORT"; no remote syslog`, v)
+	case err != nil || host == "" || port == "":
+		c.errorf("log.syslog", `%q: the address must be HOST:PORT, such as "udp://10.0.0.5:514"; no remote syslog`, v)
+	default:
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			c.errorf("log.syslog", "%q: port %s is not 1 to 65535; no remote syslog", v, port)
+			return
+		}
+		c.g.Log.Syslog = Syslog{Network: scheme, Addr: addr}
+	}
+}
+
+func checkAPI(c *globalCheck) {
+	const key = "api.read_group"
+	switch v := c.f.API.ReadGroup.v.(type) {
+	case nil:
+	case int64:
+		if v < 0 || v > 1<<32-2 {
+			c.errorf(key, "gid %d is out of range; the socket stays root's", v)
+			return
+		}
+		c.g.API.ReadGroup = int(v)
+	case string:
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil && n <= 1<<32-2 {
+			c.g.API.ReadGroup = int(n)
+		} else if userRE.MatchString(v) {
+			c.g.API.ReadGroupName = v
+		} else {
+			c.errorf(key, `invalid group %q (a name from /etc/group or a numeric gid); the socket stays root's`, v)
+		}
+	default:
+		c.errorf(key, "must be a group name or a numeric gid, not %s; the socket stays root's", tomlType(v))
+	}
+}
+
+func checkMetrics(c *globalCheck) {
+	v := c.f.Metrics.Listen
+	if v == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		c.errorf("metrics.listen", `%q is not an address to listen on, such as "127.0.0.1:9100" or ":9100"; no metrics endpoint`, v)
+		return
+	}
+	c.g.Metrics.Listen = v
 }

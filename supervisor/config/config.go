@@ -105,6 +105,36 @@ type LogConfig struct {
 	Level string
 	// Format is auto, console or json.
 	Format string
+	// Dir holds the log files ("" = RAM only); FileSize, Keep and
+	// TotalSize rotate and cap them.
+	Dir       string
+	FileSize  int64
+	Keep      int
+	TotalSize int64
+	// Rate (lines/s, 0 = unlimited) and Burst limit each service's lines.
+	Rate, Burst int
+	// Syslog is the remote collector: Network "udp" or "tcp" and Addr
+	// "host:port"; Network "" = none.
+	Syslog Syslog
+}
+
+// Syslog is a remote syslog collector.
+type Syslog struct {
+	Network, Addr string
+}
+
+// API is the [api] table: who may use the control socket.
+type API struct {
+	// ReadGroup is the gid whose members may use read-only calls; -1 = none
+	// (root only). ReadGroupName is how corral.toml named it.
+	ReadGroup     int
+	ReadGroupName string
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	// Listen is the metrics address ("" = off).
+	Listen string
 }
 
 // Global is corral.toml, with defaults applied.
@@ -130,6 +160,10 @@ type Global struct {
 	Watchdog Watchdog
 	// Userns is the host id pool of user-namespaced services.
 	Userns Userns
+	// API is the control socket's access.
+	API API
+	// Metrics is the Prometheus endpoint.
+	Metrics Metrics
 }
 
 // Userns is [userns].

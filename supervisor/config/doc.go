@@ -14,6 +14,7 @@
 //
 // NAME is 1 to 31 lowercase letters, digits, "_" or "-", starting with a
 // letter or digit: it also names the service's cgroup and default hostname.
+// "corral" is reserved: it names corral's own log stream.
 // Files not ending in ".toml", and hidden files (editor swap files), are
 // ignored.
 //
@@ -61,7 +62,11 @@
 //	modules  = []
 //	[network] bridge = "corral0", subnet = "10.88.0.0/24", dns = [] (the
 //	          supervisor's /etc/resolv.conf)
-//	[log]     level = "info", format = "auto"
+//	[log]     level = "info", format = "auto", dir = "" (RAM only),
+//	          file_size = "1M", keep = 3, total_size = "64M",
+//	          rate = 1000, burst = 5000, syslog = "" (none)
+//	[api]     read_group = "" (root only)
+//	[metrics] listen = "" (off)
 //
 // A service file:
 //

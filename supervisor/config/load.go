@@ -77,7 +77,9 @@ func defaultGlobal(file string) Global {
 		File:     file,
 		Hostname: f.Hostname,
 		Network:  cnet.BridgeConfig{Name: f.Network.Bridge, Subnet: netip.MustParsePrefix(f.Network.Subnet)},
-		Log:      LogConfig{Level: f.Log.Level, Format: f.Log.Format},
+		Log: LogConfig{Level: f.Log.Level, Format: f.Log.Format, FileSize: int64(f.Log.FileSize), Keep: f.Log.Keep,
+			TotalSize: int64(f.Log.TotalSize), Rate: f.Log.Rate, Burst: f.Log.Burst},
+		API:      API{ReadGroup: -1},
 		Boot:     Boot{FSType: f.Boot.RootFSType, Options: f.Boot.RootOptions, Timeout: time.Duration(f.Boot.RootTimeout)},
 		Storage:  Storage{FSType: f.Storage.DataFSType},
 		Watchdog: Watchdog{Timeout: time.Duration(f.Watchdog.Timeout), BootLimit: f.Watchdog.BootLimit},
@@ -137,6 +139,10 @@ func loadService(name, file string, g *Global) *unit {
 	u := &unit{fileState: fileState{file: file}, name: name}
 	if !nameRE.MatchString(name) {
 		u.errorf("", "invalid service name %q (%s)", name, nameRule)
+		return u
+	}
+	if name == reservedName {
+		u.errorf("", "the service name %q is reserved: `corral logs corral` shows corral's own log; rename the file", name)
 		return u
 	}
 	text, err := os.ReadFile(file)
@@ -457,4 +463,27 @@ func assignIDs(units []*unit, p Userns) {
 			u.errorf("container.user_namespace", "no free block of host ids left in [userns] (%d slots)", p.Slots)
 		}
 	}
+}
+
+// ParseService reads one service file's text on its own, as `corral run`
+// does: every check of Load that needs only this file runs, but
+// dependencies are not looked up (there are no other files) and a bridged
+// service cannot get an "auto" address (there is no pool). name is the
+// service's name and file what problems are reported against.
+func ParseService(name, file, text string) (*Service, []*Error) {
+	g := defaultGlobal("")
+	u := &unit{fileState: fileState{file: file}, name: name}
+	if !nameRE.MatchString(name) {
+		u.errorf("", "invalid service name %q (%s)", name, nameRule)
+		return nil, u.errs
+	}
+	decodeService(u, text, &g)
+	if u.svc != nil && len(u.errs) == 0 {
+		assignIDs([]*unit{u}, g.Userns)
+	}
+	if len(u.errs) > 0 {
+		slices.SortStableFunc(u.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, u.errs
+	}
+	return u.svc, nil
 }

@@ -26,7 +26,9 @@ const (
 	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 	globalFileName = "corral.toml"
-	servicesDir    = "services"
+	// reservedName is the name of corral's own log stream.
+	reservedName = "corral"
+	servicesDir  = "services"
 )
 
 // globalFile is corral.toml.
@@ -48,6 +50,29 @@ type globalFile struct {
 	Watchdog watchdogTable `toml:"watchdog"`
 	// Userns is the pool of host ids for user-namespaced services.
 	Userns usernsTable `toml:"userns"`
+	// API is the control socket.
+	API apiTable `toml:"api"`
+	// Metrics is the Prometheus endpoint.
+	Metrics metricsTable `toml:"metrics"`
+}
+
+// apiTable is [api] in corral.toml: who may use the control socket
+// (/run/corral/corral.sock). Root may always do everything.
+type apiTable struct {
+	// ReadGroup is a group (a name from /etc/group, or a numeric gid) whose
+	// members may use the read-only calls: status, logs, events, analyze.
+	// The socket is then mode 0660 and owned by that group. Starting,
+	// stopping, reloading and shutting down stay root's. Default "": root
+	// only, mode 0600.
+	ReadGroup raw `toml:"read_group"`
+}
+
+// metricsTable is [metrics] in corral.toml.
+type metricsTable struct {
+	// Listen is the TCP address Prometheus metrics are served on, at
+	// /metrics, e.g. "127.0.0.1:9100" or ":9100" (every interface). Default
+	// "": no metrics endpoint.
+	Listen string `toml:"listen"`
 }
 
 // usernsTable is [userns] in corral.toml: the host uids and gids given to
@@ -136,13 +161,39 @@ type logTable struct {
 	// Format is "auto" (console on a terminal, else json), "console" or
 	// "json". Default "auto".
 	Format string `toml:"format"`
+	// Dir keeps every service's output, and corral's own log, in files
+	// there (NAME.log, rotated to NAME.log.1 ...), an absolute path such as
+	// "/data/log" on the data partition. Default "": RAM only (the last
+	// 1000 lines of each service).
+	Dir string `toml:"dir"`
+	// FileSize is the size at which a log file is rotated; at least 4K.
+	// Default "1M".
+	FileSize size `toml:"file_size"`
+	// Keep is how many rotated files each service keeps, 0 to 100.
+	// Default 3.
+	Keep int `toml:"keep"`
+	// TotalSize caps all files in dir together: past it the oldest rotated
+	// files go, whichever service they belong to. At least file_size.
+	// Default "64M".
+	TotalSize size `toml:"total_size"`
+	// Rate is how many lines per second a service may log on average
+	// (0 = no limit); lines over it are dropped, counted, and announced in
+	// its log as "dropped N lines". Default 1000.
+	Rate int `toml:"rate"`
+	// Burst is how many lines a service may log at once above rate.
+	// Default 5000.
+	Burst int `toml:"burst"`
+	// Syslog forwards every line to a remote collector, RFC 5424 over UDP
+	// or TCP (octet-counted framing, RFC 6587): "udp://10.0.0.5:514" or
+	// "tcp://logs.example:6514" (plain TCP, no TLS). Default "": none.
+	Syslog string `toml:"syslog"`
 }
 
 func defaultGlobalFile() globalFile {
 	return globalFile{
 		Hostname: "corral",
 		Network:  bridgeTable{Bridge: "corral0", Subnet: "10.88.0.0/24"},
-		Log:      logTable{Level: "info", Format: "auto"},
+		Log:      logTable{Level: "info", Format: "auto", FileSize: 1 << 20, Keep: 3, TotalSize: 64 << 20, Rate: 1000, Burst: 5000},
 		Boot:     bootTable{RootFSType: "ext4", RootOptions: "ro", RootTimeout: duration(10 * time.Second)},
 		Storage:  storageTable{DataFSType: "ext4"},
 		Watchdog: watchdogTable{Timeout: duration(15 * time.Second), BootLimit: 3},
