@@ -47,6 +47,9 @@ type Cgroups struct {
 	Version CgroupVersion
 	// v2: the directory under which service groups are created.
 	v2root string
+	// v2enable is the controllers written to the subtree's
+	// cgroup.subtree_control ("+cpu +memory ...").
+	v2enable string
 	// v1: controller name → directory of corral's subtree in that
 	// hierarchy. Controllers sharing a hierarchy share a directory.
 	v1roots map[string]string
@@ -131,15 +134,34 @@ func openV2(o CgroupOptions, own string) (*Cgroups, error) {
 	}
 	c.v2root = filepath.Join(ownDir, o.Prefix)
 	c.rel = filepath.Join(own, o.Prefix)
-	if err := os.MkdirAll(c.v2root, 0o755); err != nil {
-		return nil, fmt.Errorf("create cgroup %s: %w", c.v2root, err)
-	}
-	if len(enable) > 0 {
-		if err := writeFile(filepath.Join(c.v2root, "cgroup.subtree_control"), strings.Join(enable, " ")); err != nil {
-			return nil, fmt.Errorf("enable controllers in %s: %w", c.v2root, err)
-		}
+	c.v2enable = strings.Join(enable, " ")
+	if err := c.makeRoot(); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// makeRoot (re)creates corral's subtree: at start, and again if it has
+// vanished since (removed by hand, or by another corral's shutdown), so
+// that services do not fail for ever on a missing parent.
+func (c *Cgroups) makeRoot() error {
+	if c.Version != CgroupV2 {
+		for _, dir := range c.v1roots {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("create cgroup %s: %w", dir, err)
+			}
+		}
+		return nil
+	}
+	if err := os.MkdirAll(c.v2root, 0o755); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", c.v2root, err)
+	}
+	if c.v2enable != "" {
+		if err := writeFile(filepath.Join(c.v2root, "cgroup.subtree_control"), c.v2enable); err != nil {
+			return fmt.Errorf("enable controllers in %s: %w", c.v2root, err)
+		}
+	}
+	return nil
 }
 
 func openV1(o CgroupOptions, own map[string]string, mounts map[string]string) (*Cgroups, error) {
@@ -338,7 +360,7 @@ func (c *Cgroups) Create(name string, l Limits) (g *Group, err error) {
 	}()
 	if c.Version == CgroupV2 {
 		g.v2dir = filepath.Join(c.v2root, name)
-		if err := mkdirFresh(g.v2dir); err != nil {
+		if err := c.mkdirFresh(g.v2dir); err != nil {
 			return g, err
 		}
 		if err := g.writeV2Limits(name, l); err != nil {
@@ -356,7 +378,7 @@ func (c *Cgroups) Create(name string, l Limits) (g *Group, err error) {
 		g.v1[k] = filepath.Join(root, name)
 	}
 	for _, d := range c.dirs("", g.v1) {
-		if err := mkdirFresh(d); err != nil {
+		if err := c.mkdirFresh(d); err != nil {
 			return g, err
 		}
 	}
@@ -364,9 +386,16 @@ func (c *Cgroups) Create(name string, l Limits) (g *Group, err error) {
 }
 
 // mkdirFresh creates a cgroup directory; one left over from an earlier
-// instance (or an earlier corral) is emptied and reused.
-func mkdirFresh(dir string) error {
+// instance (or an earlier corral) is reused. A missing parent (corral's
+// subtree) is made again.
+func (c *Cgroups) mkdirFresh(dir string) error {
 	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) {
+		if rerr := c.makeRoot(); rerr != nil {
+			return rerr
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

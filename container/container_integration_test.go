@@ -344,3 +344,16 @@ func TestSweepKillsWhatAKilledSupervisorLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestVanishedSubtreeIsMadeAgain: corral's cgroup subtree removed under
+// it (by hand, or by another corral's shutdown) is made again at the next
+// start instead of failing every service for ever.
+func TestVanishedSubtreeIsMadeAgain(t *testing.T) {
+	e := newEnv(t)
+	testutil.RemoveCgroupTree(t, e.prefix)
+	out, x, err := e.run(t, container.Spec{Name: "again", HostNetwork: true, Args: []string{e.payload, "exit", "0"},
+		Limits: container.Limits{MemoryMax: 64 << 20, PidsMax: 16}})
+	if err != nil || !x.Success() {
+		t.Fatalf("start after the subtree vanished: %v %s %q", err, x.Reason(), out)
+	}
+}
