@@ -20,7 +20,8 @@
 //	                          +mainpid-child     same, and first send MAINPID=<child>
 //	                          +exit=N            exit now with N
 //	alloc SIZE_MB             allocate and touch memory, 1 MiB at a time
-//	forkbomb                  fork until the kernel refuses, report, then stay up
+//	forkbomb [CHILD ARG...]   fork children (default: this program sleeping) until the
+//	                          kernel refuses, report, then stay up
 //	setsid-child              start a setsid grandchild that sleeps, print its pid, stay up
 //	serve-http ADDR           serve "payload" over HTTP
 //	env                       print the environment
@@ -48,6 +49,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,22 +128,7 @@ func main() {
 		fmt.Println("payload: allocated everything", len(keep))
 		sleepOrTerm("1h")
 	case "forkbomb":
-		// The signal handler's thread must exist before the pids run out.
-		sigc := make(chan os.Signal, 1)
-		signal.Notify(sigc, syscall.SIGTERM)
-		n := 0
-		var last error
-		for i := 0; i < 100000; i++ {
-			c := exec.Command("/proc/self/exe", "sleep", "1h")
-			if err := c.Start(); err != nil {
-				last = err
-				break
-			}
-			n++
-		}
-		fmt.Printf("payload: forked %d children, then: %v\n", n, last)
-		<-sigc
-		os.Exit(0)
+		forkbomb(args)
 	case "setsid-child":
 		c := exec.Command("/proc/self/exe", "sleep", "1h")
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -480,4 +467,51 @@ func fetch(args []string) {
 		}
 		time.Sleep(*every)
 	}
+}
+
+// forkbomb starts children until the kernel refuses one, prints how many it
+// got, and waits for SIGTERM. It must live to report: once the pids limit
+// is reached, the Go runtime cannot start another thread and would die with
+// "fatal error: newosproc". So the thread signal.Notify needs is started
+// first, the garbage collector (whose workers want threads) is off, and a
+// few reserve children are started before the loop and killed right after
+// it, which frees pids for whatever thread the runtime wants next. A
+// single-threaded child (busybox sleep) costs exactly one pid each; a Go
+// child costs several and may itself die starting up.
+func forkbomb(child []string) {
+	if len(child) == 0 {
+		child = []string{"/proc/self/exe", "sleep", "1h"}
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM)
+	debug.SetGCPercent(-1)
+	start := func() (*exec.Cmd, error) {
+		c := exec.Command(child[0], child[1:]...)
+		return c, c.Start()
+	}
+	var reserve []*exec.Cmd
+	for range 3 {
+		if c, err := start(); err == nil {
+			reserve = append(reserve, c)
+		}
+	}
+	n := 0
+	var last error
+	for i := 0; i < 100000; i++ {
+		if _, err := start(); err != nil {
+			last = err
+			break
+		}
+		n++
+	}
+	// A zombie still holds its pid: reap the reserve before going on.
+	for _, c := range reserve {
+		c.Process.Kill()
+		c.Wait()
+	}
+	n += len(reserve)
+	debug.SetGCPercent(100)
+	fmt.Printf("payload: forked %d children, then: %v\n", n, last)
+	<-sigc
+	os.Exit(0)
 }
