@@ -9,10 +9,11 @@ import (
 
 // petDecision says whether PID 1 may pet the hardware watchdog now: PID 1
 // answers (alive is nil), and every critical service is up and has been
-// up since the last pet, so a crash loop or a wedged service (whose own
-// watchdog keeps restarting it) lets the board reset. Until every critical
-// service has been up once, the boot itself is given grace.
-func petDecision(alive error, snaps []supervisor.Snapshot, critical map[string]bool, lastPet time.Time, booting bool) (bool, string) {
+// up since checked (when what allowed the last pet was observed), so a
+// crash loop or a wedged service (whose own watchdog keeps restarting it)
+// lets the board reset. Until every critical service has been up once,
+// the boot itself is given grace.
+func petDecision(alive error, snaps []supervisor.Snapshot, critical map[string]bool, checked time.Time, booting bool) (bool, string) {
 	if alive != nil {
 		return false, "PID 1 is not healthy: " + alive.Error()
 	}
@@ -24,21 +25,59 @@ func petDecision(alive error, snaps []supervisor.Snapshot, critical map[string]b
 			continue
 		}
 		switch {
-		case s.State != supervisor.Running && s.State != supervisor.Reloading:
+		case !isUp(s.State):
 			return false, fmt.Sprintf("critical service %s is %s", s.Name, s.State)
-		case s.Since.After(lastPet):
+		case s.Since.After(checked):
 			return false, fmt.Sprintf("critical service %s was not up since the last pet (up since %s)", s.Name, s.Since.Format("15:04:05.000"))
 		}
 	}
 	return true, ""
 }
 
+func isUp(s supervisor.State) bool { return s == supervisor.Running || s == supervisor.Reloading }
+
 // allCriticalUp reports whether every critical service is running.
 func allCriticalUp(snaps []supervisor.Snapshot, critical map[string]bool) bool {
 	for _, s := range snaps {
-		if critical[s.Name] && s.State != supervisor.Running && s.State != supervisor.Reloading {
+		if critical[s.Name] && !isUp(s.State) {
 			return false
 		}
 	}
 	return true
 }
+
+// petter decides, tick by tick, whether the hardware watchdog is petted:
+// run feeds it what it observed and when, and tells it when it petted.
+// It holds no device and reads no clock.
+type petter struct {
+	critical map[string]bool
+	timeout  time.Duration // the device's: it resets the board this long after the last pet
+	interval time.Duration // between ticks
+	grace    time.Duration // the longest the boot may take
+	armed    time.Time
+	booting  bool
+	lastPet  time.Time // when the device was last petted (armed, at first)
+	checked  time.Time // when what allowed the last pet was observed
+}
+
+func newPetter(critical map[string]bool, timeout, interval, grace time.Duration, armed time.Time) *petter {
+	return &petter{critical: critical, timeout: timeout, interval: interval, grace: grace,
+		armed: armed, booting: true, lastPet: armed, checked: armed}
+}
+
+// decide says whether to pet, given the services as observed at seen
+// (snaps) and PID 1's answer (alive).
+func (p *petter) decide(seen time.Time, alive error, snaps []supervisor.Snapshot, shutdown bool) (bool, string) {
+	ok, why := petDecision(alive, snaps, p.critical, p.checked, p.booting || shutdown)
+	// The grace ends after this decision, not before it: the critical
+	// services that came up during the boot did so after the last pet, and
+	// that is no restart. This pet covers them; from the next one on they
+	// must stay up.
+	if p.booting && (allCriticalUp(snaps, p.critical) || seen.Sub(p.armed) > p.grace) {
+		p.booting = false
+	}
+	return ok, why
+}
+
+// petted records a pet at at, allowed by what was observed at seen.
+func (p *petter) petted(seen, at time.Time) { p.checked, p.lastPet = seen, at }

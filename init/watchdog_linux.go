@@ -47,30 +47,32 @@ func openWatchdog(cfg config.Watchdog, log zerolog.Logger) (*hwWatchdog, error) 
 	return w, nil
 }
 
-// run pets the watchdog every third of its timeout while petDecision
-// allows it, until stop. Each change between petting and not is logged.
+// run pets the watchdog every third of its timeout while the petter allows
+// it, until stop. Each change between petting and not is logged.
 func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 	defer close(w.done)
 	interval := max(w.timeout/3, 500*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	start, lastPet := time.Now(), time.Now()
-	booting, lastWhy := true, ""
+	p := newPetter(w.critical, w.timeout, interval, grace, time.Now())
+	lastWhy := ""
 	w.log.Info().Dur("timeout", w.timeout).Dur("interval", interval).Strs("critical", keys(w.critical)).Msg("watchdog: armed")
 	for {
+		// The time the services were seen, taken after reading them: a
+		// service that came up is never newer than the pet it allowed,
+		// and one that restarted while PID 1 answered the ping below is
+		// caught at the next tick.
 		snaps := sup.Status()
-		if booting && (allCriticalUp(snaps, w.critical) || time.Since(start) > grace) {
-			booting = false
-		}
+		seen := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), interval/2)
 		alive := sup.Ping(ctx)
 		cancel()
-		ok, why := petDecision(alive, snaps, w.critical, lastPet, booting || w.shutdown.Load())
+		ok, why := p.decide(seen, alive, snaps, w.shutdown.Load())
 		if ok {
 			if err := unix.IoctlWatchdogKeepalive(int(w.f.Fd())); err != nil {
 				why = "keepalive: " + err.Error()
 			} else {
-				lastPet = time.Now()
+				p.petted(seen, time.Now())
 			}
 		}
 		if why != lastWhy {

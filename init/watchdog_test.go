@@ -42,3 +42,101 @@ func TestPetDecision(t *testing.T) {
 		t.Error("db starting counts as up")
 	}
 }
+
+// svcAt is a critical service's snapshot: state, and its transitions
+// (from, to, at) oldest first.
+func svcAt(state supervisor.State, trans ...any) supervisor.Snapshot {
+	s := supervisor.Snapshot{Name: "db", State: state}
+	for i := 0; i+2 < len(trans); i += 3 {
+		at := trans[i+2].(time.Time)
+		s.History = append(s.History, supervisor.TransitionRecord{Time: at, From: trans[i].(string), To: trans[i+1].(string)})
+		s.Since = at
+	}
+	return s
+}
+
+func TestPetter(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	starting := svcAt(supervisor.Starting, "stopped", "starting", at(0.1))
+	up := svcAt(supervisor.Running, "stopped", "starting", at(0.1), "starting", "running", at(1.5))
+	restarted := svcAt(supervisor.Running, "stopped", "starting", at(0.1), "starting", "running", at(1.5),
+		"running", "stopping", at(4.2), "stopping", "backoff", at(4.3), "backoff", "starting", at(4.4), "starting", "running", at(4.6))
+	backoff := svcAt(supervisor.Backoff, "stopped", "starting", at(0.1), "starting", "running", at(1.5), "running", "backoff", at(4.2))
+
+	type tick struct {
+		at    float64
+		snap  supervisor.Snapshot
+		alive error
+		pet   bool
+		why   string
+	}
+	tests := []struct {
+		name  string
+		grace time.Duration
+		ticks []tick
+	}{
+		{"a healthy boot is petted on, past the boot", time.Minute, []tick{
+			{at: 0, snap: starting, pet: true},
+			{at: 1, snap: starting, pet: true},
+			// up at 1.5, after the last pet: that ends the boot, and is
+			// no restart
+			{at: 2, snap: up, pet: true},
+			{at: 3, snap: up, pet: true},
+			{at: 4, snap: up, pet: true},
+			{at: 5, snap: up, pet: true},
+		}},
+		{"a restart after the boot stops the petting for good", time.Minute, []tick{
+			{at: 1, snap: starting, pet: true},
+			{at: 2, snap: up, pet: true},
+			{at: 3, snap: up, pet: true},
+			{at: 4, snap: up, pet: true},
+			{at: 5, snap: restarted, why: "was not up since the last pet"},
+			{at: 6, snap: restarted, why: "was not up since the last pet"},
+			{at: 7, snap: restarted, why: "was not up since the last pet"},
+		}},
+		{"a critical service down", time.Minute, []tick{
+			{at: 2, snap: up, pet: true},
+			{at: 3, snap: up, pet: true},
+			{at: 5, snap: backoff, why: "critical service db is backoff"},
+		}},
+		{"PID 1 not answering", time.Minute, []tick{
+			{at: 2, snap: up, pet: true},
+			{at: 3, snap: up, alive: errors.New("db does not answer"), why: "PID 1 is not healthy"},
+			{at: 4, snap: up, pet: true},
+		}},
+		{"the boot grace runs out", 3 * time.Second, []tick{
+			{at: 1, snap: starting, pet: true},
+			{at: 2, snap: starting, pet: true},
+			{at: 3.5, snap: starting, pet: true}, // the last pet of the grace
+			{at: 4.5, snap: starting, why: "critical service db is starting"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPetter(map[string]bool{"db": true}, 3*time.Second, time.Second, tt.grace, t0)
+			for _, tk := range tt.ticks {
+				seen := at(tk.at)
+				ok, why := p.decide(seen, tk.alive, []supervisor.Snapshot{tk.snap}, false)
+				if ok != tk.pet || !strings.Contains(why, tk.why) || (tk.why == "" && why != "") {
+					t.Fatalf("tick at %.1fs: got pet=%v %q, want pet=%v %q", tk.at, ok, why, tk.pet, tk.why)
+				}
+				if ok {
+					p.petted(seen, seen.Add(10*time.Millisecond))
+				}
+			}
+		})
+	}
+}
+
+func TestPetterShutdown(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	p := newPetter(map[string]bool{"db": true}, 3*time.Second, time.Second, time.Minute, t0)
+	stopping := supervisor.Snapshot{Name: "db", State: supervisor.Stopping, Since: t0.Add(2 * time.Second)}
+	if ok, why := p.decide(t0.Add(3*time.Second), nil, []supervisor.Snapshot{stopping}, true); !ok {
+		t.Errorf("a critical service stopping on purpose: not petted: %s", why)
+	}
+	if ok, _ := p.decide(t0.Add(3*time.Second), errors.New("stuck"), []supervisor.Snapshot{stopping}, true); ok {
+		t.Error("petted while PID 1 does not answer, shutting down")
+	}
+}
