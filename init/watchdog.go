@@ -24,17 +24,41 @@ func petDecision(alive error, snaps []supervisor.Snapshot, critical map[string]b
 		if !critical[s.Name] {
 			continue
 		}
-		switch {
+		switch up := upSince(s); {
 		case !isUp(s.State):
 			return false, fmt.Sprintf("critical service %s is %s", s.Name, s.State)
-		case s.Since.After(checked):
-			return false, fmt.Sprintf("critical service %s was not up since the last pet (up since %s)", s.Name, s.Since.Format("15:04:05.000"))
+		case up.After(checked):
+			return false, fmt.Sprintf("critical service %s was not up since the last pet (up since %s)", s.Name, up.Format("15:04:05.000"))
 		}
 	}
 	return true, ""
 }
 
 func isUp(s supervisor.State) bool { return s == supervisor.Running || s == supervisor.Reloading }
+
+// upSince is when s's current up period began: the last transition into
+// running or reloading from a state that is neither. A reload (running →
+// reloading → running) does not end an up period, though it moves Since.
+// If the history no longer reaches back to that transition, its oldest
+// entry is the best bound left (later than the truth: a reload storm then
+// counts as a restart).
+func upSince(s supervisor.Snapshot) time.Time {
+	up := func(name string) bool {
+		return name == supervisor.Running.String() || name == supervisor.Reloading.String()
+	}
+	for i := len(s.History) - 1; i >= 0; i-- {
+		h := s.History[i]
+		switch {
+		case !up(h.To):
+			return s.Since // not up after all; the caller has seen the state
+		case !up(h.From):
+			return h.Time
+		case i == 0:
+			return h.Time
+		}
+	}
+	return s.Since
+}
 
 // allCriticalUp reports whether every critical service is running.
 func allCriticalUp(snaps []supervisor.Snapshot, critical map[string]bool) bool {

@@ -62,6 +62,8 @@ func TestPetter(t *testing.T) {
 	up := svcAt(supervisor.Running, "stopped", "starting", at(0.1), "starting", "running", at(1.5))
 	restarted := svcAt(supervisor.Running, "stopped", "starting", at(0.1), "starting", "running", at(1.5),
 		"running", "stopping", at(4.2), "stopping", "backoff", at(4.3), "backoff", "starting", at(4.4), "starting", "running", at(4.6))
+	reloaded := svcAt(supervisor.Running, "stopped", "starting", at(0.1), "starting", "running", at(1.5),
+		"running", "reloading", at(4.2), "reloading", "running", at(4.6))
 	backoff := svcAt(supervisor.Backoff, "stopped", "starting", at(0.1), "starting", "running", at(1.5), "running", "backoff", at(4.2))
 
 	type tick struct {
@@ -99,6 +101,12 @@ func TestPetter(t *testing.T) {
 			{at: 2, snap: up, pet: true},
 			{at: 3, snap: up, pet: true},
 			{at: 5, snap: backoff, why: "critical service db is backoff"},
+		}},
+		{"a reload is no restart", time.Minute, []tick{
+			{at: 2, snap: up, pet: true},
+			{at: 4, snap: up, pet: true},
+			{at: 5, snap: reloaded, pet: true},
+			{at: 6, snap: reloaded, pet: true},
 		}},
 		{"PID 1 not answering", time.Minute, []tick{
 			{at: 2, snap: up, pet: true},
@@ -138,5 +146,29 @@ func TestPetterShutdown(t *testing.T) {
 	}
 	if ok, _ := p.decide(t0.Add(3*time.Second), errors.New("stuck"), []supervisor.Snapshot{stopping}, true); ok {
 		t.Error("petted while PID 1 does not answer, shutting down")
+	}
+}
+
+func TestUpSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name string
+		snap supervisor.Snapshot
+		want time.Time
+	}{
+		{"started once", svcAt(supervisor.Running, "stopped", "starting", at(1), "starting", "running", at(2)), at(2)},
+		{"reloaded twice", svcAt(supervisor.Running, "starting", "running", at(2), "running", "reloading", at(3),
+			"reloading", "running", at(4), "running", "reloading", at(5), "reloading", "running", at(6)), at(2)},
+		{"reloading now", svcAt(supervisor.Reloading, "starting", "running", at(2), "running", "reloading", at(3)), at(2)},
+		{"restarted", svcAt(supervisor.Running, "starting", "running", at(2), "running", "backoff", at(3),
+			"backoff", "starting", at(4), "starting", "running", at(5)), at(5)},
+		{"history rolled over the start: its oldest entry", svcAt(supervisor.Running, "running", "reloading", at(3), "reloading", "running", at(4)), at(3)},
+		{"no history", supervisor.Snapshot{State: supervisor.Running, Since: at(7)}, at(7)},
+	}
+	for _, tt := range tests {
+		if got := upSince(tt.snap); !got.Equal(tt.want) {
+			t.Errorf("%s: got %s, want %s", tt.name, got.Format("15:04:05"), tt.want.Format("15:04:05"))
+		}
 	}
 }
