@@ -89,6 +89,14 @@ func newPetter(critical map[string]bool, timeout, interval, grace time.Duration,
 		armed: armed, booting: true, lastPet: armed, checked: armed}
 }
 
+// pingBudget is how long PID 1's actors may take to answer at now: until
+// half an interval before the board would reset. An actor that is busy
+// launching a container (most of a second under emulation) is slow, not
+// hung; only one that does not answer in time is.
+func (p *petter) pingBudget(now time.Time) time.Duration {
+	return max(p.lastPet.Add(p.timeout-p.interval/2).Sub(now), p.interval/2)
+}
+
 // decide says whether to pet, given the services as observed at seen
 // (snaps) and PID 1's answer (alive).
 func (p *petter) decide(seen time.Time, alive error, snaps []supervisor.Snapshot, shutdown bool) (bool, string) {
@@ -105,3 +113,8 @@ func (p *petter) decide(seen time.Time, alive error, snaps []supervisor.Snapshot
 
 // petted records a pet at at, allowed by what was observed at seen.
 func (p *petter) petted(seen, at time.Time) { p.checked, p.lastPet = seen, at }
+
+// resetIn is how long the board has left at now, if nothing pets it.
+func (p *petter) resetIn(now time.Time) time.Duration {
+	return max(p.lastPet.Add(p.timeout).Sub(now), 0)
+}

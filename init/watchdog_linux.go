@@ -64,7 +64,7 @@ func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 		// caught at the next tick.
 		snaps := sup.Status()
 		seen := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), interval/2)
+		ctx, cancel := context.WithTimeout(context.Background(), p.pingBudget(seen))
 		alive := sup.Ping(ctx)
 		cancel()
 		ok, why := p.decide(seen, alive, snaps, w.shutdown.Load())
@@ -77,7 +77,8 @@ func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 		}
 		if why != lastWhy {
 			if why != "" {
-				w.log.Error().Msg("watchdog: not petting, the board resets in " + w.timeout.String() + " unless this clears: " + why)
+				left := p.resetIn(time.Now()).Round(10 * time.Millisecond)
+				w.log.Error().Dur("reset_in", left).Msg("watchdog: not petting, the board resets in " + left.String() + " unless this clears: " + why)
 			} else {
 				w.log.Info().Msg("watchdog: petting again")
 			}

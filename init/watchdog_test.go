@@ -149,6 +149,28 @@ func TestPetterShutdown(t *testing.T) {
 	}
 }
 
+func TestPetterBudget(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	p := newPetter(nil, 3*time.Second, time.Second, time.Minute, t0)
+	for _, tt := range []struct {
+		at      time.Duration
+		budget  time.Duration
+		resetIn time.Duration
+	}{
+		{0, 2500 * time.Millisecond, 3 * time.Second}, // armed: the actors may be busy starting services
+		{time.Second, 1500 * time.Millisecond, 2 * time.Second},
+		{2800 * time.Millisecond, 500 * time.Millisecond, 200 * time.Millisecond}, // never less than half an interval
+		{4 * time.Second, 500 * time.Millisecond, 0},
+	} {
+		if got := p.pingBudget(t0.Add(tt.at)); got != tt.budget {
+			t.Errorf("ping budget %s after the last pet: got %s, want %s", tt.at, got, tt.budget)
+		}
+		if got := p.resetIn(t0.Add(tt.at)); got != tt.resetIn {
+			t.Errorf("reset %s after the last pet: got %s, want %s", tt.at, got, tt.resetIn)
+		}
+	}
+}
+
 func TestUpSince(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
