@@ -359,6 +359,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Info().Msg("all services stopped")
 	}
 	cancel()
+	if wd != nil {
+		// The last pet: a closed supervisor cannot answer the watchdog's
+		// pings. The rest of the shutdown has one full timeout.
+		wd.halt()
+	}
 	sup.Close()
 	_ = srv.Close()
 	if ms != nil {
@@ -384,14 +389,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 		_ = network.Close()
 	}
-	if wd != nil {
-		if action == "reboot" {
-			// Stop petting but keep it armed: if reboot(2) fails, the
-			// watchdog resets the board.
-			wd.halt()
-		} else {
-			wd.disarm() // halt and power-off must not end in a reset
-		}
+	if wd != nil && action != "reboot" {
+		// Halt and power-off must not end in a reset. A reboot leaves it
+		// armed (halted above): if reboot(2) fails, the watchdog resets
+		// the board.
+		wd.disarm()
 	}
 	if m == modeMachine {
 		finalShutdown(action, log, ls)

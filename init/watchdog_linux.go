@@ -102,15 +102,22 @@ func (w *hwWatchdog) disarm() {
 	w.f.Close()
 }
 
-// halt stops petting but keeps the device open: if reboot(2) fails, the
-// watchdog resets the board.
+// halt stops petting, after one last pet, but keeps the device open: what
+// is left of the shutdown gets one full timeout, and if reboot(2) fails,
+// the watchdog resets the board. It is called once the services are down,
+// before the supervisor is closed: its actors can no longer answer after
+// that, which would read as PID 1 hung.
 func (w *hwWatchdog) halt() {
 	select {
 	case <-w.stop:
+		return
 	default:
 		close(w.stop)
 	}
 	<-w.done
+	if err := unix.IoctlWatchdogKeepalive(int(w.f.Fd())); err != nil {
+		w.log.Warn().Err(err).Msg("watchdog: last pet")
+	}
 }
 
 func keys(m map[string]bool) []string {
