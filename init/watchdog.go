@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/corral-init/corral/supervisor"
@@ -117,4 +120,36 @@ func (p *petter) petted(seen, at time.Time) { p.checked, p.lastPet = seen, at }
 // resetIn is how long the board has left at now, if nothing pets it.
 func (p *petter) resetIn(now time.Time) time.Duration {
 	return max(p.lastPet.Add(p.timeout).Sub(now), 0)
+}
+
+// watchdogSysfs finds the sysfs directory (under class, normally
+// /sys/class/watchdog) of the watchdog device with number major:minor.
+// The legacy /dev/watchdog (misc 10:130) is always watchdog0; each
+// /dev/watchdogN has its own number in watchdogN/dev.
+func watchdogSysfs(class string, major, minor uint32) (string, bool) {
+	if major == 10 && minor == 130 {
+		d := filepath.Join(class, "watchdog0")
+		_, err := os.Stat(d)
+		return d, err == nil
+	}
+	devs, _ := filepath.Glob(filepath.Join(class, "*", "dev"))
+	want := fmt.Sprintf("%d:%d", major, minor)
+	for _, f := range devs {
+		if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) == want {
+			return filepath.Dir(f), true
+		}
+	}
+	return "", false
+}
+
+// sysfsAttr reads one attribute of a sysfs directory ("" if unreadable).
+func sysfsAttr(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

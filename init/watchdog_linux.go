@@ -21,6 +21,8 @@ import (
 // board resets unless PID 1 pets it in time.
 type hwWatchdog struct {
 	f        *os.File
+	device   string
+	sysfs    string // its /sys/class/watchdog directory, "" if unknown
 	timeout  time.Duration
 	log      zerolog.Logger
 	stop     chan struct{}
@@ -31,18 +33,25 @@ type hwWatchdog struct {
 	shutdown atomic.Bool
 }
 
+// sysClassWatchdog is where the kernel describes its watchdogs.
+const sysClassWatchdog = "/sys/class/watchdog"
+
 func openWatchdog(cfg config.Watchdog, log zerolog.Logger) (*hwWatchdog, error) {
 	f, err := os.OpenFile(cfg.Device, os.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open watchdog %s: %w", cfg.Device, err)
 	}
-	w := &hwWatchdog{f: f, timeout: cfg.Timeout, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &hwWatchdog{f: f, device: cfg.Device, timeout: cfg.Timeout, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	secs := int(cfg.Timeout / time.Second)
 	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil {
 		log.Warn().Err(err).Int("seconds", secs).Msg("watchdog: set timeout; keeping the device's")
 	}
 	if got, err := unix.IoctlGetInt(int(f.Fd()), unix.WDIOC_GETTIMEOUT); err == nil && got > 0 {
 		w.timeout = time.Duration(got) * time.Second
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil {
+		w.sysfs, _ = watchdogSysfs(sysClassWatchdog, unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 	}
 	return w, nil
 }
@@ -56,7 +65,8 @@ func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 	defer t.Stop()
 	p := newPetter(w.critical, w.timeout, interval, grace, time.Now())
 	lastWhy := ""
-	w.log.Info().Dur("timeout", w.timeout).Dur("interval", interval).Strs("critical", keys(w.critical)).Msg("watchdog: armed")
+	w.log.Info().Str("device", w.device).Str("identity", sysfsAttr(w.sysfs, "identity")).
+		Dur("timeout", w.timeout).Dur("interval", interval).Strs("critical", keys(w.critical)).Msg("watchdog: armed")
 	for {
 		// The time the services were seen, taken after reading them: a
 		// service that came up is never newer than the pet it allowed,
@@ -93,13 +103,24 @@ func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 }
 
 // disarm stops the watchdog for good (magic close): for halt and
-// power-off, which must not be followed by a reset.
+// power-off, which must not be followed by a reset. The kernel says
+// "watchdog did not stop!" if it refused (nowayout); sysfs tells the
+// state.
 func (w *hwWatchdog) disarm() {
 	w.halt()
 	if _, err := w.f.Write([]byte("V")); err != nil {
 		w.log.Warn().Err(err).Msg("watchdog: magic close")
 	}
-	w.f.Close()
+	err := w.f.Close()
+	state := sysfsAttr(w.sysfs, "state")
+	switch {
+	case err != nil:
+		w.log.Warn().Err(err).Str("device", w.device).Str("state", state).Msg("watchdog: magic close")
+	case state == "active":
+		w.log.Error().Str("device", w.device).Str("state", state).Msg("watchdog: still active after the magic close (nowayout?): the board resets after the shutdown")
+	default:
+		w.log.Info().Str("device", w.device).Str("state", state).Msg("watchdog: disarmed (magic close)")
+	}
 }
 
 // halt stops petting, after one last pet, but keeps the device open: what

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,45 @@ func TestUpSince(t *testing.T) {
 		if got := upSince(tt.snap); !got.Equal(tt.want) {
 			t.Errorf("%s: got %s, want %s", tt.name, got.Format("15:04:05"), tt.want.Format("15:04:05"))
 		}
+	}
+}
+
+func TestWatchdogSysfs(t *testing.T) {
+	class := t.TempDir()
+	for name, dev := range map[string]string{"watchdog0": "249:0\n", "watchdog1": "249:1\n"} {
+		if err := os.MkdirAll(filepath.Join(class, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(class, name, "dev"), []byte(dev), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(class, "watchdog1", "state"), []byte("inactive\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name         string
+		major, minor uint32
+		want         string
+		ok           bool
+	}{
+		{"the legacy /dev/watchdog is watchdog0", 10, 130, "watchdog0", true},
+		{"/dev/watchdog1", 249, 1, "watchdog1", true},
+		{"not a watchdog", 1, 3, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := watchdogSysfs(class, tt.major, tt.minor)
+		if ok != tt.ok || (ok && got != filepath.Join(class, tt.want)) {
+			t.Errorf("%s: got %q %v, want %s %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+	if got := sysfsAttr(filepath.Join(class, "watchdog1"), "state"); got != "inactive" {
+		t.Errorf("state: got %q", got)
+	}
+	if got := sysfsAttr("", "state"); got != "" {
+		t.Errorf("state of no directory: got %q", got)
+	}
+	if _, ok := watchdogSysfs(t.TempDir(), 10, 130); ok {
+		t.Error("found watchdog0 in an empty class directory")
 	}
 }
