@@ -76,6 +76,9 @@ type marker struct {
 	JSON []matcher
 	// or a plain line containing this,
 	Plain string
+	// (Anywhere: Plain may also be in a line that carries a JSON object:
+	// the kernel prints into the middle of userspace lines),
+	Anywhere bool
 	// or a check over the whole log returning the index of the line that
 	// decided it (-1 for none).
 	Eval func(lines []Line, from int) (int, string, error)
@@ -83,6 +86,9 @@ type marker struct {
 	Check func(Line) (string, error)
 	// After: only lines after the one that satisfied that marker count.
 	After string
+	// Within and AtLeast bound how long after the After marker's line the
+	// matching line came (host clock).
+	Within, AtLeast time.Duration
 	// Timeline labels the marker's line in the boot timeline.
 	Timeline string
 }
@@ -93,7 +99,7 @@ func (m marker) appliesTo(boot string) bool {
 
 func (m marker) matches(l Line) bool {
 	if m.Plain != "" {
-		return l.JSON == nil && strings.Contains(l.Text, m.Plain)
+		return (l.JSON == nil || m.Anywhere) && strings.Contains(l.Text, m.Plain)
 	}
 	if l.JSON == nil || len(m.JSON) == 0 {
 		return false
@@ -182,6 +188,16 @@ func evaluate(markers []marker, lines []Line, boot string) []result {
 		}
 		if r.Line >= 0 {
 			r.At = lines[r.Line].At
+		}
+		if r.OK && from > 0 && r.Line >= from && (m.Within > 0 || m.AtLeast > 0) {
+			d := r.At - lines[from-1].At
+			r.Detail = strings.TrimPrefix(r.Detail+fmt.Sprintf("; %.2fs after %q", d.Seconds(), m.After), "; ")
+			switch {
+			case m.Within > 0 && d > m.Within:
+				r.OK, r.Err = false, fmt.Sprintf("%.2fs after %q, more than %s", d.Seconds(), m.After, m.Within)
+			case d < m.AtLeast:
+				r.OK, r.Err = false, fmt.Sprintf("%.2fs after %q, less than %s", d.Seconds(), m.After, m.AtLeast)
+			}
 		}
 		if r.OK {
 			found[m.Name] = r.Line
@@ -277,6 +293,40 @@ func selftestMarkers() []marker {
 		{Name: "SELFTEST PASS", Plain: "SELFTEST PASS", Timeline: "tests done"},
 		{Name: "the kernel powered down", After: "SELFTEST PASS", Plain: "reboot: Power down", Timeline: "kernel powered down"},
 	}
+}
+
+// never: no line from `from` on matches m.
+func never(m marker) func([]Line, int) (int, string, error) {
+	return func(lines []Line, from int) (int, string, error) {
+		for i := from; i < len(lines); i++ {
+			if m.matches(lines[i]) {
+				return i, "", fmt.Errorf("seen: %s", clip(lines[i].Text, 160))
+			}
+		}
+		return -1, "", nil
+	}
+}
+
+// noneBefore: no line matches bad before the first that matches until.
+func noneBefore(bad, until marker) func([]Line, int) (int, string, error) {
+	return func(lines []Line, from int) (int, string, error) {
+		for i := from; i < len(lines); i++ {
+			switch {
+			case until.matches(lines[i]):
+				return i, "", nil
+			case bad.matches(lines[i]):
+				return i, "", fmt.Errorf("before %s: %s", until.want(), clip(lines[i].Text, 160))
+			}
+		}
+		return -1, "", fmt.Errorf("not seen: %s", until.want())
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 var forkedRe = regexp.MustCompile(`payload: forked (\d+) children`)

@@ -299,3 +299,69 @@ func TestSelftestMarkers(t *testing.T) {
 		t.Errorf("summary %d/%d/%d", pass, fail, skip)
 	}
 }
+
+// timed is a console line at a given host time.
+type timed struct {
+	at   float64
+	text string
+}
+
+func timedLog(ls ...timed) []Line {
+	out := make([]Line, len(ls))
+	for i, l := range ls {
+		out[i] = parseLine(time.Duration(l.at*float64(time.Second)), l.text)
+	}
+	return out
+}
+
+func TestWithinAndAtLeast(t *testing.T) {
+	lines := timedLog(
+		timed{1, `{"message":"wedged"}`},
+		timed{2.5, `{"message":"not petting"}`},
+		timed{6, "[    5.9] softdog: Initiating system reboot"},
+	)
+	for _, tt := range []struct {
+		m  marker
+		ok bool
+	}{
+		{marker{Name: "soon enough", After: "wedged", Within: 2 * time.Second, JSON: []matcher{eq("message", "not petting")}}, true},
+		{marker{Name: "too late", After: "wedged", Within: time.Second, JSON: []matcher{eq("message", "not petting")}}, false},
+		{marker{Name: "long enough", After: "wedged", AtLeast: 5 * time.Second, Plain: "softdog"}, true},
+		{marker{Name: "too soon", After: "wedged", AtLeast: 6 * time.Second, Plain: "softdog"}, false},
+	} {
+		ms := []marker{{Name: "wedged", JSON: []matcher{eq("message", "wedged")}}, tt.m}
+		r := evaluate(ms, lines, "x")[1]
+		if r.OK != tt.ok || !strings.Contains(r.Detail, `after "wedged"`) {
+			t.Errorf("%s: ok=%v detail=%q err=%q, want ok=%v", tt.m.Name, r.OK, r.Detail, r.Err, tt.ok)
+		}
+	}
+}
+
+func TestAnywhereAndNever(t *testing.T) {
+	lines := logOf(
+		`{"message":"a"}`,
+		`[   10.0] softdog: Initiating system reboot{"level":"info","svc":"critical","output":true,"message":"x"}`,
+		`{"message":"b"}`,
+	)
+	plain := marker{Plain: "softdog: Initiating system reboot"}
+	anywhere := marker{Plain: plain.Plain, Anywhere: true}
+	if plain.matches(lines[1]) || !anywhere.matches(lines[1]) {
+		t.Errorf("a kernel line cut into a JSON line: plain matches %v, anywhere %v", plain.matches(lines[1]), anywhere.matches(lines[1]))
+	}
+	if i, _, err := never(anywhere)(lines, 0); err == nil || i != 1 {
+		t.Errorf("never: got %d %v, want line 1 and an error", i, err)
+	}
+	if _, _, err := never(anywhere)(lines, 2); err != nil {
+		t.Errorf("never, from after it: %v", err)
+	}
+	a, b := marker{JSON: []matcher{eq("message", "a")}}, marker{JSON: []matcher{eq("message", "b")}}
+	if i, _, err := noneBefore(anywhere, b)(lines, 0); err == nil || i != 1 {
+		t.Errorf("noneBefore: got %d %v, want line 1 and an error", i, err)
+	}
+	if i, _, err := noneBefore(b, anywhere)(lines, 0); err != nil || i != 1 {
+		t.Errorf("noneBefore, the good order: got %d %v", i, err)
+	}
+	if _, _, err := noneBefore(b, a)(lines, 1); err == nil {
+		t.Error("noneBefore: the end was never seen, but no error")
+	}
+}
