@@ -295,6 +295,87 @@ func selftestMarkers() []marker {
 	}
 }
 
+// Markers of the watchdog boots, used by After and the timeline.
+const (
+	mkWDArmed      = "corral armed softdog with the configured timeout"
+	mkBootComplete = "every critical service came up (boot complete)"
+	mkWDCheck      = "watchdog-check held the machine up and passed"
+	mkWedged       = "critical missed its service watchdog (wedged)"
+	mkNotPetting   = "corral stopped petting the watchdog"
+)
+
+// wdCritical is the critical service of the watchdog boots.
+const wdCritical = "critical"
+
+// watchdogMarkers is the table for the watchdog boots (watchdog-healthy,
+// watchdog-wedged). timeout is the hardware watchdog's, from the boot's
+// corral.toml.
+func watchdogMarkers(timeout time.Duration) []marker {
+	healthy, wedged := []string{bootWatchdogHealthy}, []string{bootWatchdogWedged}
+	notPetting := marker{JSON: []matcher{has("message", "watchdog: not petting")}}
+	softdogReset := marker{Plain: "softdog: Initiating system reboot", Anywhere: true}
+	shutdown := []matcher{has("message", "shutting down: stopping services in reverse dependency order")}
+	return []marker{
+		{Name: mkKernel, Plain: "Booting Linux on physical CPU", Timeline: "kernel started"},
+		{Name: mkInit, Plain: " as init process", Timeline: "kernel ran init"},
+		{Name: mkBanner, JSON: bannerJSON, Timeline: "corral started"},
+		{Name: "softdog can be stopped (nowayout=0)", Plain: "softdog: initialized.", Anywhere: true, Check: textHas("nowayout=0")},
+		{Name: "kernel modules loaded (softdog)",
+			JSON: []matcher{eq("message", "loaded kernel modules"), includes("modules", "softdog")}, Timeline: "softdog loaded"},
+		{Name: mkWDArmed, JSON: []matcher{eq("message", "watchdog: armed"), eq("device", "/dev/watchdog"),
+			eq("identity", "Software Watchdog"), eq("timeout", timeout.Milliseconds()), includes("critical", wdCritical)}, Timeline: "watchdog armed"},
+		{Name: "softdog took the timeout (WDIOC_SETTIMEOUT)", Eval: never(marker{JSON: []matcher{has("message", "watchdog: set timeout")}})},
+		{Name: wdCritical + " reached running on READY=1",
+			JSON: []matcher{eq("svc", wdCritical), eq("to", "running"), eq("event", "ready")}, Timeline: wdCritical + " ready"},
+		{Name: mkBootComplete, JSON: []matcher{has("message", "boot complete: every critical service is up")}, Timeline: "boot complete"},
+
+		// Healthy: held up for four timeouts, petted all along, then a
+		// clean power-off that disarms softdog.
+		{Name: "corral never stopped petting", On: healthy, Eval: never(notPetting)},
+		{Name: mkWDCheck, On: healthy, JSON: []matcher{eq("svc", "watchdog-check"), has("message", "WATCHDOG-CHECK: PASS")}},
+		{Name: fmt.Sprintf("the power-off came %s (4 timeouts) or more after the boot", 4*timeout), On: healthy,
+			After: mkBootComplete, AtLeast: 4 * timeout, JSON: shutdown},
+		{Name: mkShutdown, On: healthy, JSON: shutdown, Timeline: "power-off requested"},
+		{Name: "every running service stopped", On: healthy, After: mkShutdown, Eval: allStopped},
+		{Name: "the power-off disarmed softdog (magic close, state inactive)", On: healthy, After: mkShutdown,
+			JSON: []matcher{eq("message", "watchdog: disarmed (magic close)"), eq("state", "inactive")}, Timeline: "watchdog disarmed"},
+		{Name: "the kernel did not refuse the magic close", On: healthy, Eval: never(marker{Plain: "watchdog did not stop!", Anywhere: true})},
+		{Name: mkBye, On: healthy, After: mkShutdown, JSON: []matcher{eq("message", "bye")}, Timeline: "corral said bye"},
+		{Name: "the kernel powered down", On: healthy, After: mkBye, Plain: "reboot: Power down", Anywhere: true, Timeline: "kernel powered down"},
+		{Name: "softdog never reset the board", On: healthy, Eval: never(softdogReset)},
+
+		// Wedged: the service watchdog fires, corral stops petting and
+		// softdog resets the board within its timeout; nobody asks for a
+		// shutdown.
+		{Name: mkWedged, On: wedged, After: mkBootComplete,
+			JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog"), eq("to", "stopping")}, Timeline: wdCritical + " wedged: watchdog timeout"},
+		{Name: "corral petted until the wedge", On: wedged, After: mkWDArmed,
+			Eval: noneBefore(notPetting, marker{JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog")}})},
+		{Name: mkNotPetting + " within a timeout of the wedge", On: wedged, After: mkWedged, Within: timeout,
+			JSON: notPetting.JSON, Check: detailOf("message"), Timeline: "corral stopped petting"},
+		{Name: fmt.Sprintf("softdog reset the board within %s (the timeout + 1s)", timeout+time.Second), On: wedged,
+			After: mkNotPetting + " within a timeout of the wedge", Within: timeout + time.Second,
+			Plain: softdogReset.Plain, Anywhere: true, Timeline: "softdog reset the board"},
+		{Name: "nothing asked for a shutdown", On: wedged, Eval: never(marker{JSON: shutdown})},
+		{Name: "no power-off", On: wedged, Eval: never(marker{Plain: "reboot: Power down", Anywhere: true})},
+	}
+}
+
+// textHas checks that the matching line also contains sub.
+func textHas(sub string) func(Line) (string, error) {
+	return func(l Line) (string, error) {
+		if !strings.Contains(l.Text, sub) {
+			return "", fmt.Errorf("no %q in %q", sub, l.Text)
+		}
+		return sub, nil
+	}
+}
+
+// detailOf reports a field of the matching line.
+func detailOf(key string) func(Line) (string, error) {
+	return func(l Line) (string, error) { return l.str(key), nil }
+}
+
 // never: no line from `from` on matches m.
 func never(m marker) func([]Line, int) (int, string, error) {
 	return func(lines []Line, from int) (int, string, error) {

@@ -365,3 +365,130 @@ func TestAnywhereAndNever(t *testing.T) {
 		t.Error("noneBefore: the end was never seen, but no error")
 	}
 }
+
+const wdTimeout = 3 * time.Second
+
+// healthyWatchdogBoot is what a passing watchdog-healthy boot prints, in
+// short.
+func healthyWatchdogBoot() []timed {
+	return []timed{
+		{0.4, "[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]"},
+		{1.8, "[    1.388000] Run /init as init process"},
+		{2.0, `{"level":"info","version":"v1","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}`},
+		{2.05, "[    1.650000] softdog: initialized. soft_noboot=0 soft_margin=60 sec soft_panic=0 (nowayout=0)"},
+		{2.07, `{"level":"info","modules":["softdog"],"message":"loaded kernel modules"}`},
+		{3.9, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"interval":1000,"critical":["critical"],"message":"watchdog: armed"}`},
+		{4.5, `{"level":"info","svc":"critical","from":"starting","to":"running","event":"ready","pid":87,"message":"running: READY=1"}`},
+		{4.5, tr("watchdog-check", "starting", "running")},
+		{4.5, `{"level":"info","critical":1,"message":"boot complete: every critical service is up"}`},
+		{16.9, `{"level":"info","svc":"watchdog-check","output":true,"message":"WATCHDOG-CHECK: PASS"}`},
+		{16.98, `{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`},
+		{17.0, tr("watchdog-check", "stopping", "stopped")},
+		{17.0, tr("critical", "stopping", "stopped")},
+		{17.1, `{"level":"info","device":"/dev/watchdog","state":"inactive","message":"watchdog: disarmed (magic close)"}`},
+		{17.1, `{"level":"info","action":"poweroff","message":"bye"}`},
+		{17.1, "[   16.685000] reboot: Power down"},
+	}
+}
+
+// wedgedWatchdogBoot is what a passing watchdog-wedged boot prints.
+func wedgedWatchdogBoot() []timed {
+	return []timed{
+		{0.4, "[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]"},
+		{1.6, "[    1.285000] Run /init as init process"},
+		{1.7, `{"level":"info","version":"v1","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}`},
+		{1.8, "[    1.500000] softdog: initialized. soft_noboot=0 soft_margin=60 sec soft_panic=0 (nowayout=0)"},
+		{1.85, `{"level":"info","modules":["softdog"],"message":"loaded kernel modules"}`},
+		{3.3, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"interval":1000,"critical":["critical"],"message":"watchdog: armed"}`},
+		{3.7, `{"level":"info","svc":"critical","from":"starting","to":"running","event":"ready","pid":87,"message":"running: READY=1"}`},
+		{3.7, `{"level":"info","critical":1,"message":"boot complete: every critical service is up"}`},
+		{8.2, `{"level":"info","svc":"critical","from":"running","to":"stopping","event":"watchdog","pid":87,"message":"stopping: watchdog timeout (no WATCHDOG=1 within 2s)"}`},
+		{8.3, `{"level":"error","reset_in":1990,"message":"watchdog: not petting, the board resets in 1.99s unless this clears: critical service critical is stopping"}`},
+		{8.7, tr("critical", "stopping", "backoff")},
+		{10.3, "[   10.007000] softdog: Initiating system reboot"},
+	}
+}
+
+func failedMarkers(ms []marker, lines []Line, boot string) []string {
+	var failed []string
+	for _, r := range evaluate(ms, lines, boot) {
+		if !r.OK {
+			failed = append(failed, r.Marker.Name+": "+r.Err)
+		}
+	}
+	return failed
+}
+
+func TestWatchdogMarkersOnGoodBoots(t *testing.T) {
+	for boot, log := range map[string][]timed{bootWatchdogHealthy: healthyWatchdogBoot(), bootWatchdogWedged: wedgedWatchdogBoot()} {
+		if failed := failedMarkers(watchdogMarkers(wdTimeout), timedLog(log...), boot); len(failed) > 0 {
+			t.Errorf("%s: failed:\n%s", boot, strings.Join(failed, "\n"))
+		}
+	}
+}
+
+func TestWatchdogMarkersCatchFailures(t *testing.T) {
+	// edit changes a good boot's log; want names (a prefix of) a marker
+	// that must fail then.
+	tests := []struct {
+		name string
+		boot string
+		edit func([]timed) []timed
+		want []string
+	}{
+		{"the board reset after the boot (the grace bug)", bootWatchdogHealthy, func(l []timed) []timed {
+			return append(l[:9:9],
+				timed{5.5, `{"level":"error","message":"watchdog: not petting, the board resets in 2s unless this clears: critical service critical was not up since the last pet"}`},
+				timed{7.5, "[    7.2] softdog: Initiating system reboot"})
+		}, []string{"corral never stopped petting", "softdog never reset the board", "the kernel powered down", mkWDCheck}},
+		{"powered off too soon", bootWatchdogHealthy, func(l []timed) []timed {
+			for i := 9; i < len(l); i++ {
+				l[i].at -= 8
+			}
+			return l
+		}, []string{"the power-off came 12s"}},
+		{"the magic close did not take", bootWatchdogHealthy, func(l []timed) []timed {
+			l[13].text = strings.Replace(l[13].text, `"inactive"`, `"active"`, 1)
+			return append(l[:14:14], append([]timed{{17.1, "[   16.6] watchdog: watchdog0: watchdog did not stop!"}}, l[14:]...)...)
+		}, []string{"the power-off disarmed softdog", "the kernel did not refuse the magic close"}},
+		{"softdog kept its own timeout", bootWatchdogHealthy, func(l []timed) []timed {
+			l[5].text = strings.Replace(l[5].text, `"timeout":3000`, `"timeout":60000`, 1)
+			return append(l[:5:5], append([]timed{{3.9, `{"level":"warn","error":"invalid argument","seconds":3,"message":"watchdog: set timeout; keeping the device's"}`}}, l[5:]...)...)
+		}, []string{mkWDArmed, "softdog took the timeout"}},
+		{"the reset came too late", bootWatchdogWedged, func(l []timed) []timed {
+			l[11].at = 13.5
+			return l
+		}, []string{"softdog reset the board within 4s"}},
+		{"no reset", bootWatchdogWedged, func(l []timed) []timed { return l[:11] }, []string{"softdog reset the board within 4s"}},
+		{"petting stopped before the wedge", bootWatchdogWedged, func(l []timed) []timed {
+			return append(l[:8:8], append([]timed{{5, `{"level":"error","message":"watchdog: not petting, the board resets in 2s unless this clears: x"}`}}, l[8:]...)...)
+		}, []string{"corral petted until the wedge"}},
+		{"corral noticed late", bootWatchdogWedged, func(l []timed) []timed {
+			l[9].at, l[10].at = 11.5, 11.6
+			return l
+		}, []string{mkNotPetting}},
+		{"powered off instead", bootWatchdogWedged, func(l []timed) []timed {
+			return append(l[:9:9],
+				timed{9, `{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`},
+				timed{9.5, "[    9.4] reboot: Power down"})
+		}, []string{"nothing asked for a shutdown", "no power-off"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := healthyWatchdogBoot()
+			if tt.boot == bootWatchdogWedged {
+				log = wedgedWatchdogBoot()
+			}
+			failed := failedMarkers(watchdogMarkers(wdTimeout), timedLog(tt.edit(log)...), tt.boot)
+			for _, w := range tt.want {
+				found := false
+				for _, f := range failed {
+					found = found || strings.HasPrefix(f, w)
+				}
+				if !found {
+					t.Errorf("want %q to fail; failed:\n%s", w, strings.Join(failed, "\n"))
+				}
+			}
+		})
+	}
+}

@@ -150,7 +150,7 @@ func runBoot(ctx context.Context, s bootSpec) *bootRun {
 				}
 				fmt.Fprintf(logf, "%8.3f %s%s\n", l.At.Seconds(), prefix, l.Text)
 				if s.Echo != nil && s.Out != nil && (fromQemu || s.Echo(l)) {
-					fmt.Fprintf(s.Out, "  %-14s %7.2f %s%s\n", s.Name, l.At.Seconds(), prefix, l.Text)
+					fmt.Fprintf(s.Out, "  %-16s %7.2f %s%s\n", s.Name, l.At.Seconds(), prefix, l.Text)
 				}
 				if s.Abort != nil && res.Aborted == "" {
 					if why := s.Abort(l); why != "" {
