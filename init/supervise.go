@@ -293,17 +293,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	sup.Run()
 	bootCtx, bootDone := context.WithCancel(context.Background())
 	defer bootDone()
-	go func() {
-		// The boot counts as good once every critical service is up.
-		if sup.Wait(bootCtx, func(ss []supervisor.Snapshot) bool { return allCriticalUp(ss, critical) }) == nil {
-			if m == modeMachine {
-				if err := bc.write(0); err != nil {
-					log.Warn().Err(err).Msg("reset the failed-boot counter")
-				}
-			}
-			log.Info().Int("critical", len(critical)).Msg("boot complete: every critical service is up")
-		}
-	}()
+	go waitGoodBoot(bootCtx, m, cfg, sup, critical, bc, log)
 	wd := startWatchdog(m, cfg, sup, critical, log)
 
 	reload := func(ctx context.Context, dry bool) (supervisor.Plan, error) {
@@ -399,6 +389,45 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		finalShutdown(action, log, ls)
 	}
 	return 0
+}
+
+// waitGoodBoot resets the failed-boot counter once the boot is good: every
+// critical service has stayed up for its stable_after (bootGood). It
+// looks again at each change of a critical service, and when the
+// services are all up, at the time they will have been up long enough.
+func waitGoodBoot(ctx context.Context, m mode, cfg *config.Config, sup *supervisor.Supervisor, critical map[string]bool, bc bootCounter, log zerolog.Logger) {
+	stable := map[string]time.Duration{}
+	for _, s := range cfg.Services {
+		if critical[s.Name] {
+			stable[s.Name] = s.StableAfter
+		}
+	}
+	for {
+		snaps := sup.Status()
+		ok, wait := bootGood(snaps, stable, time.Now())
+		if ok {
+			break
+		}
+		seen := criticalState(snaps, stable)
+		var wctx context.Context
+		var cancel context.CancelFunc
+		if wait > 0 {
+			wctx, cancel = context.WithTimeout(ctx, wait)
+		} else {
+			wctx, cancel = context.WithCancel(ctx)
+		}
+		_ = sup.Wait(wctx, func(ss []supervisor.Snapshot) bool { return criticalState(ss, stable) != seen })
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if m == modeMachine {
+		if err := bc.write(0); err != nil {
+			log.Warn().Err(err).Msg("reset the failed-boot counter")
+		}
+	}
+	log.Info().Int("critical", len(critical)).Msg("boot complete: every critical service is up and stayed up for its stable_after")
 }
 
 // safeMode reads and bumps the failed-boot counter (machine mode) and,

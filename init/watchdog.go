@@ -63,6 +63,38 @@ func upSince(s supervisor.Snapshot) time.Time {
 	return s.Since
 }
 
+// bootGood says whether the boot counts as good at now: every critical
+// service (stable: its name and stable_after) is up, and has been up
+// without a restart for its stable_after, the window the restart policy
+// also takes to call a run stable. A service that crashes right after
+// its exec was "running" for a moment, which is not a good boot. If they
+// are all up but not yet for long enough, wait is the time left.
+func bootGood(snaps []supervisor.Snapshot, stable map[string]time.Duration, now time.Time) (ok bool, wait time.Duration) {
+	for _, s := range snaps {
+		window, crit := stable[s.Name]
+		if !crit {
+			continue
+		}
+		if !isUp(s.State) {
+			return false, 0
+		}
+		wait = max(wait, upSince(s).Add(window).Sub(now))
+	}
+	return wait <= 0, max(wait, 0)
+}
+
+// criticalState is what bootGood depends on (each critical service's
+// state and up period), to wait for a change of it.
+func criticalState(snaps []supervisor.Snapshot, stable map[string]time.Duration) string {
+	var b strings.Builder
+	for _, s := range snaps {
+		if _, crit := stable[s.Name]; crit {
+			fmt.Fprintf(&b, "%s=%s@%d;", s.Name, s.State, upSince(s).UnixNano())
+		}
+	}
+	return b.String()
+}
+
 // allCriticalUp reports whether every critical service is running.
 func allCriticalUp(snaps []supervisor.Snapshot, critical map[string]bool) bool {
 	for _, s := range snaps {

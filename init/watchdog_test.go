@@ -236,3 +236,41 @@ func TestWatchdogSysfs(t *testing.T) {
 		t.Error("found watchdog0 in an empty class directory")
 	}
 }
+
+func TestBootGood(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	up := svcAt(supervisor.Running, "stopped", "starting", at(0), "starting", "running", at(1))
+	crashed := svcAt(supervisor.Running, "stopped", "starting", at(0), "starting", "running", at(1),
+		"running", "backoff", at(1.2), "backoff", "starting", at(1.3), "starting", "running", at(2))
+	failed := svcAt(supervisor.Failed, "stopped", "starting", at(0), "starting", "running", at(1), "running", "failed", at(1.1))
+	other := supervisor.Snapshot{Name: "web", State: supervisor.Failed}
+	stable := map[string]time.Duration{"db": 10 * time.Second}
+	tests := []struct {
+		name string
+		snap supervisor.Snapshot
+		now  float64
+		ok   bool
+		wait time.Duration
+	}{
+		{"up, not for long enough", up, 5, false, 6 * time.Second},
+		{"up for its stable_after", up, 11, true, 0},
+		{"crashed right after its exec: the window starts again", crashed, 11, false, time.Second},
+		{"failed: wait for a change", failed, 30, false, 0},
+	}
+	for _, tt := range tests {
+		ok, wait := bootGood([]supervisor.Snapshot{tt.snap, other}, stable, at(tt.now))
+		if ok != tt.ok || wait != tt.wait {
+			t.Errorf("%s: got %v %s, want %v %s", tt.name, ok, wait, tt.ok, tt.wait)
+		}
+	}
+	if ok, _ := bootGood([]supervisor.Snapshot{other}, nil, t0); !ok {
+		t.Error("no critical service: the boot is not good")
+	}
+	if criticalState([]supervisor.Snapshot{up, other}, stable) == criticalState([]supervisor.Snapshot{crashed, other}, stable) {
+		t.Error("a restart does not change the critical state")
+	}
+	if criticalState([]supervisor.Snapshot{up, other}, stable) != criticalState([]supervisor.Snapshot{up, {Name: "web", State: supervisor.Running}}, stable) {
+		t.Error("a non-critical service changes the critical state")
+	}
+}
