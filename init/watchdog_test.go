@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/corral-init/corral/supervisor"
+	"github.com/corral-init/corral/supervisor/config"
 )
 
 func TestPetDecision(t *testing.T) {
@@ -272,5 +274,45 @@ func TestBootGood(t *testing.T) {
 	}
 	if criticalState([]supervisor.Snapshot{up, other}, stable) != criticalState([]supervisor.Snapshot{up, {Name: "web", State: supervisor.Running}}, stable) {
 		t.Error("a non-critical service changes the critical state")
+	}
+}
+
+func TestPlanBoot(t *testing.T) {
+	services := []*config.Service{
+		{Name: "db", Critical: true},
+		{Name: "agent", SafeMode: true},
+		{Name: "ssh", SafeMode: true, Critical: true},
+		{Name: "web"},
+	}
+	tests := []struct {
+		name          string
+		failed, limit int
+		safe          bool
+		held, kept    []string
+		critical      []string
+	}{
+		{"a first boot", 0, 3, false, nil, nil, []string{"db", "ssh"}},
+		{"below the limit", 2, 3, false, nil, nil, []string{"db", "ssh"}},
+		{"at the limit: safe mode", 3, 3, true, []string{"db", "web"}, []string{"agent", "ssh"}, []string{"ssh"}},
+		{"no limit", 9, 0, false, nil, nil, []string{"db", "ssh"}},
+	}
+	for _, tt := range tests {
+		p := planBoot(services, tt.failed, tt.limit)
+		var held, critical []string
+		for n := range p.held {
+			held = append(held, n)
+		}
+		for n := range p.critical {
+			critical = append(critical, n)
+		}
+		slices.Sort(held)
+		slices.Sort(critical)
+		if p.safe != tt.safe || !slices.Equal(held, tt.held) || !slices.Equal(p.kept, tt.kept) || !slices.Equal(critical, tt.critical) {
+			t.Errorf("%s: got safe=%v held=%v kept=%v critical=%v, want %v %v %v %v",
+				tt.name, p.safe, held, p.kept, critical, tt.safe, tt.held, tt.kept, tt.critical)
+		}
+		if p.safe && !strings.Contains(p.held["db"], "safe mode: 3 boots in a row") {
+			t.Errorf("%s: held because %q", tt.name, p.held["db"])
+		}
 	}
 }
