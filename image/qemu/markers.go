@@ -297,15 +297,19 @@ func selftestMarkers() []marker {
 
 // Markers of the watchdog boots, used by After and the timeline.
 const (
-	mkWDArmed      = "corral armed softdog with the configured timeout"
-	mkBootComplete = "every critical service came up (boot complete)"
-	mkWDCheck      = "watchdog-check held the machine up and passed"
-	mkWedged       = "critical missed its service watchdog (wedged)"
-	mkNotPetting   = "corral stopped petting the watchdog"
+	mkWDArmed    = "corral armed softdog with the configured timeout"
+	mkCriticalUp = wdCritical + " reached running on READY=1"
+	mkWDCheck    = "watchdog-check held the machine up and passed"
+	mkWedged     = "critical missed its service watchdog (wedged)"
+	mkNotPetting = "corral stopped petting the watchdog"
 )
 
 // wdCritical is the critical service of the watchdog boots.
 const wdCritical = "critical"
+
+// wdStable is its stable_after (the default): a boot is good once every
+// critical service stayed up that long.
+const wdStable = 10 * time.Second
 
 // watchdogMarkers is the table for the watchdog boots (watchdog-healthy,
 // watchdog-wedged). timeout is the hardware watchdog's, from the boot's
@@ -315,6 +319,7 @@ func watchdogMarkers(timeout time.Duration) []marker {
 	notPetting := marker{JSON: []matcher{has("message", "watchdog: not petting")}}
 	softdogReset := marker{Plain: "softdog: Initiating system reboot", Anywhere: true}
 	shutdown := []matcher{has("message", "shutting down: stopping services in reverse dependency order")}
+	bootComplete := []matcher{has("message", "boot complete:")}
 	return []marker{
 		{Name: mkKernel, Plain: "Booting Linux on physical CPU", Timeline: "kernel started"},
 		{Name: mkInit, Plain: " as init process", Timeline: "kernel ran init"},
@@ -325,16 +330,17 @@ func watchdogMarkers(timeout time.Duration) []marker {
 		{Name: mkWDArmed, JSON: []matcher{eq("message", "watchdog: armed"), eq("device", "/dev/watchdog"),
 			eq("identity", "Software Watchdog"), eq("timeout", timeout.Milliseconds()), includes("critical", wdCritical)}, Timeline: "watchdog armed"},
 		{Name: "softdog took the timeout (WDIOC_SETTIMEOUT)", Eval: never(marker{JSON: []matcher{has("message", "watchdog: set timeout")}})},
-		{Name: wdCritical + " reached running on READY=1",
+		{Name: mkCriticalUp,
 			JSON: []matcher{eq("svc", wdCritical), eq("to", "running"), eq("event", "ready")}, Timeline: wdCritical + " ready"},
-		{Name: mkBootComplete, JSON: []matcher{has("message", "boot complete: every critical service is up")}, Timeline: "boot complete"},
 
 		// Healthy: held up for four timeouts, petted all along, then a
 		// clean power-off that disarms softdog.
 		{Name: "corral never stopped petting", On: healthy, Eval: never(notPetting)},
+		{Name: fmt.Sprintf("the boot counted as good once %s had stayed up %s (stable_after)", wdCritical, wdStable), On: healthy,
+			After: mkCriticalUp, AtLeast: wdStable, Within: wdStable + 2*time.Second, JSON: bootComplete, Timeline: "boot complete"},
 		{Name: mkWDCheck, On: healthy, JSON: []matcher{eq("svc", "watchdog-check"), has("message", "WATCHDOG-CHECK: PASS")}},
-		{Name: fmt.Sprintf("the power-off came %s (4 timeouts) or more after the boot", 4*timeout), On: healthy,
-			After: mkBootComplete, AtLeast: 4 * timeout, JSON: shutdown},
+		{Name: fmt.Sprintf("the power-off came %s (4 timeouts) or more after %s was up", 4*timeout, wdCritical), On: healthy,
+			After: mkCriticalUp, AtLeast: 4 * timeout, JSON: shutdown},
 		{Name: mkShutdown, On: healthy, JSON: shutdown, Timeline: "power-off requested"},
 		{Name: "every running service stopped", On: healthy, After: mkShutdown, Eval: allStopped},
 		{Name: "the power-off disarmed softdog (magic close, state inactive)", On: healthy, After: mkShutdown,
@@ -347,7 +353,7 @@ func watchdogMarkers(timeout time.Duration) []marker {
 		// Wedged: the service watchdog fires, corral stops petting and
 		// softdog resets the board within its timeout; nobody asks for a
 		// shutdown.
-		{Name: mkWedged, On: wedged, After: mkBootComplete,
+		{Name: mkWedged, On: wedged, After: mkCriticalUp,
 			JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog"), eq("to", "stopping")}, Timeline: wdCritical + " wedged: watchdog timeout"},
 		{Name: "corral petted until the wedge", On: wedged, After: mkWDArmed,
 			Eval: noneBefore(notPetting, marker{JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog")}})},
@@ -356,6 +362,7 @@ func watchdogMarkers(timeout time.Duration) []marker {
 		{Name: fmt.Sprintf("softdog reset the board within %s (the timeout + 1s)", timeout+time.Second), On: wedged,
 			After: mkNotPetting + " within a timeout of the wedge", Within: timeout + time.Second,
 			Plain: softdogReset.Plain, Anywhere: true, Timeline: "softdog reset the board"},
+		{Name: "the boot never counted as good (" + wdCritical + " restarted within its stable_after)", On: wedged, Eval: never(marker{JSON: bootComplete})},
 		{Name: "nothing asked for a shutdown", On: wedged, Eval: never(marker{JSON: shutdown})},
 		{Name: "no power-off", On: wedged, Eval: never(marker{Plain: "reboot: Power down", Anywhere: true})},
 	}

@@ -380,7 +380,7 @@ func healthyWatchdogBoot() []timed {
 		{3.9, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"interval":1000,"critical":["critical"],"message":"watchdog: armed"}`},
 		{4.5, `{"level":"info","svc":"critical","from":"starting","to":"running","event":"ready","pid":87,"message":"running: READY=1"}`},
 		{4.5, tr("watchdog-check", "starting", "running")},
-		{4.5, `{"level":"info","critical":1,"message":"boot complete: every critical service is up"}`},
+		{14.6, `{"level":"info","critical":1,"message":"boot complete: every critical service is up and stayed up for its stable_after"}`},
 		{16.9, `{"level":"info","svc":"watchdog-check","output":true,"message":"WATCHDOG-CHECK: PASS"}`},
 		{16.98, `{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`},
 		{17.0, tr("watchdog-check", "stopping", "stopped")},
@@ -401,7 +401,6 @@ func wedgedWatchdogBoot() []timed {
 		{1.85, `{"level":"info","modules":["softdog"],"message":"loaded kernel modules"}`},
 		{3.3, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"interval":1000,"critical":["critical"],"message":"watchdog: armed"}`},
 		{3.7, `{"level":"info","svc":"critical","from":"starting","to":"running","event":"ready","pid":87,"message":"running: READY=1"}`},
-		{3.7, `{"level":"info","critical":1,"message":"boot complete: every critical service is up"}`},
 		{8.2, `{"level":"info","svc":"critical","from":"running","to":"stopping","event":"watchdog","pid":87,"message":"stopping: watchdog timeout (no WATCHDOG=1 within 2s)"}`},
 		{8.3, `{"level":"error","reset_in":1990,"message":"watchdog: not petting, the board resets in 1.99s unless this clears: critical service critical is stopping"}`},
 		{8.7, tr("critical", "stopping", "backoff")},
@@ -437,12 +436,12 @@ func TestWatchdogMarkersCatchFailures(t *testing.T) {
 		want []string
 	}{
 		{"the board reset after the boot (the grace bug)", bootWatchdogHealthy, func(l []timed) []timed {
-			return append(l[:9:9],
+			return append(l[:8:8],
 				timed{5.5, `{"level":"error","message":"watchdog: not petting, the board resets in 2s unless this clears: critical service critical was not up since the last pet"}`},
 				timed{7.5, "[    7.2] softdog: Initiating system reboot"})
 		}, []string{"corral never stopped petting", "softdog never reset the board", "the kernel powered down", mkWDCheck}},
 		{"powered off too soon", bootWatchdogHealthy, func(l []timed) []timed {
-			for i := 9; i < len(l); i++ {
+			for i := 8; i < len(l); i++ {
 				l[i].at -= 8
 			}
 			return l
@@ -455,20 +454,27 @@ func TestWatchdogMarkersCatchFailures(t *testing.T) {
 			l[5].text = strings.Replace(l[5].text, `"timeout":3000`, `"timeout":60000`, 1)
 			return append(l[:5:5], append([]timed{{3.9, `{"level":"warn","error":"invalid argument","seconds":3,"message":"watchdog: set timeout; keeping the device's"}`}}, l[5:]...)...)
 		}, []string{mkWDArmed, "softdog took the timeout"}},
+		{"the boot counted as good at once (before a stable_after)", bootWatchdogHealthy, func(l []timed) []timed {
+			l[8].at = 4.6
+			return l
+		}, []string{"the boot counted as good once"}},
 		{"the reset came too late", bootWatchdogWedged, func(l []timed) []timed {
-			l[11].at = 13.5
+			l[10].at = 13.5
 			return l
 		}, []string{"softdog reset the board within 4s"}},
-		{"no reset", bootWatchdogWedged, func(l []timed) []timed { return l[:11] }, []string{"softdog reset the board within 4s"}},
+		{"no reset", bootWatchdogWedged, func(l []timed) []timed { return l[:10] }, []string{"softdog reset the board within 4s"}},
 		{"petting stopped before the wedge", bootWatchdogWedged, func(l []timed) []timed {
-			return append(l[:8:8], append([]timed{{5, `{"level":"error","message":"watchdog: not petting, the board resets in 2s unless this clears: x"}`}}, l[8:]...)...)
+			return append(l[:7:7], append([]timed{{5, `{"level":"error","message":"watchdog: not petting, the board resets in 2s unless this clears: x"}`}}, l[7:]...)...)
 		}, []string{"corral petted until the wedge"}},
 		{"corral noticed late", bootWatchdogWedged, func(l []timed) []timed {
-			l[9].at, l[10].at = 11.5, 11.6
+			l[8].at, l[9].at = 11.5, 11.6
 			return l
 		}, []string{mkNotPetting}},
+		{"the wedging boot counted as good", bootWatchdogWedged, func(l []timed) []timed {
+			return append(l[:7:7], append([]timed{{3.8, `{"level":"info","critical":1,"message":"boot complete: every critical service is up"}`}}, l[7:]...)...)
+		}, []string{"the boot never counted as good"}},
 		{"powered off instead", bootWatchdogWedged, func(l []timed) []timed {
-			return append(l[:9:9],
+			return append(l[:8:8],
 				timed{9, `{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`},
 				timed{9.5, "[    9.4] reboot: Power down"})
 		}, []string{"nothing asked for a shutdown", "no power-off"}},
