@@ -37,6 +37,8 @@ const (
 	outManifest  = "image.json"
 	outRootfs    = "rootfs"  // the image tree
 	outStagefs   = "stagefs" // the stage initramfs tree
+	// The watchdog-bootloop boot's data disk, made fresh by each test.
+	outBootloopData = "bootloop-data.ext4"
 )
 
 // brokenService is the guest's deliberately broken service file: the one

@@ -7,8 +7,9 @@
 //	                            stage.cpio.gz + root.ext4 (the disk variant)
 //	go run ./image/qemu test    build, then boot virt, raspi3b, the selftest (the
 //	                            root integration tests inside the guest), the
-//	                            disk variant and the two hardware watchdog boots
-//	                            (softdog); check the console; print timelines
+//	                            disk variant and the hardware watchdog boots
+//	                            (softdog, and three runs of a boot loop);
+//	                            check the console; print timelines
 //	go run ./image/qemu run     build if needed, boot virt on this terminal
 //	                            (ctrl-a x quits)
 //
@@ -37,7 +38,7 @@ func usage(w io.Writer) {
   build [-refresh]                 build the image into build/qemu
   test  [-boots LIST] [-no-build] [-v] [-timeout-scale F] [-refresh]
                                    build, boot and check (LIST: virt,raspi3b,virt-selftest,virt-disk,
-                                   watchdog-healthy,watchdog-wedged)
+                                   watchdog-healthy,watchdog-wedged,watchdog-bootloop)
   run   [-machine virt|raspi3b] [-disk] [-json] [-selftest] [-config NAME] [-timeout D]
                                    boot on this terminal; ctrl-a x quits qemu
                                    (-config watchdog-healthy: that boot's /etc/corral-NAME)

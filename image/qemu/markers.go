@@ -368,6 +368,70 @@ func watchdogMarkers(timeout time.Duration) []marker {
 	}
 }
 
+// Markers of the watchdog-bootloop boot.
+const (
+	mkRun2 = "qemu run 2 began (the same data disk)"
+	mkRun3 = "qemu run 3 began (the same data disk)"
+)
+
+// bootloopMarkers is the table for the watchdog-bootloop boot: three runs
+// of one data disk. In the first two, critical comes up and fails, and
+// softdog resets the board; the third is the safe mode boot. timeout is
+// the hardware watchdog's.
+func bootloopMarkers(timeout time.Duration) []marker {
+	const check = "bootloop-check"
+	counted := func(n int) []matcher { // corral's line, not the check's
+		return []matcher{has("message", "failed-boot counter:"), eq("failed_boots", n)}
+	}
+	critFailed := []matcher{eq("svc", wdCritical), eq("to", "failed")}
+	notPetting := []matcher{has("message", "watchdog: not petting")}
+	reset := "softdog: Initiating system reboot"
+	var ms []marker
+	ms = append(ms,
+		marker{Name: mkKernel, Plain: "Booting Linux on physical CPU", Timeline: "kernel started"},
+		marker{Name: mkBanner, JSON: bannerJSON, Timeline: "corral started"},
+		marker{Name: "run 1: the data disk was mounted on /data",
+			JSON: []matcher{eq("message", "data partition mounted on /data"), eq("spec", "LABEL=data")}, Timeline: "run 1: /data mounted"},
+		marker{Name: "run 1: no failed boot counted yet",
+			Eval: noneBefore(marker{JSON: []matcher{has("message", "failed-boot counter:"), present("failed_boots")}}, marker{Plain: runLine(2, bootloopRuns)})},
+	)
+	// Runs 1 and 2: critical fails, corral stops petting, softdog resets.
+	for run := 1; run <= 2; run++ {
+		p := fmt.Sprintf("run %d: ", run)
+		after := ""
+		if run == 2 {
+			after = mkRun2
+			ms = append(ms,
+				marker{Name: mkRun2, Plain: runLine(2, bootloopRuns), Timeline: "run 2"},
+				marker{Name: p + "1 failed boot counted", After: mkRun2, JSON: counted(1)})
+		}
+		ms = append(ms,
+			marker{Name: p + wdCritical + " failed", After: after, JSON: critFailed, Timeline: p + wdCritical + " failed"},
+			marker{Name: p + "corral stopped petting", After: p + wdCritical + " failed", Within: timeout, JSON: notPetting},
+			marker{Name: fmt.Sprintf("%ssoftdog reset the board within %s", p, timeout+time.Second), After: p + "corral stopped petting",
+				Within: timeout + time.Second, Plain: reset, Anywhere: true, Timeline: p + "softdog reset"},
+		)
+	}
+	return append(ms,
+		marker{Name: mkRun3, Plain: runLine(3, bootloopRuns), Timeline: "run 3"},
+		marker{Name: "run 3: SAFE MODE after 2 failed boots, starting only " + check, After: mkRun3,
+			JSON: []matcher{has("message", "SAFE MODE"), eq("failed_boots", 2), includes("starting", check)}, Timeline: "run 3: SAFE MODE"},
+		marker{Name: "run 3: " + wdCritical + " was not started", After: mkRun3,
+			Eval: never(marker{JSON: []matcher{eq("svc", wdCritical), eq("to", "starting")}})},
+		marker{Name: "run 3: the watchdog does not wait for the held " + wdCritical, After: mkRun3,
+			JSON: []matcher{eq("message", "watchdog: armed"), eq("critical", "[]")}},
+		marker{Name: "run 3: the safe mode boot counted as good, the counter reset", After: mkRun3,
+			JSON: []matcher{has("message", "boot complete"), eq("safe_mode", true)}, Timeline: "run 3: boot complete"},
+		marker{Name: "run 3: " + check + " saw " + wdCritical + " held and the counter at 0", After: mkRun3,
+			JSON: []matcher{eq("svc", check), has("message", "BOOTLOOP-CHECK: PASS")}},
+		marker{Name: "run 3: corral never stopped petting", After: mkRun3, Eval: never(marker{JSON: notPetting})},
+		marker{Name: "run 3: the power-off disarmed softdog", After: mkRun3,
+			JSON: []matcher{eq("message", "watchdog: disarmed (magic close)"), eq("state", "inactive")}},
+		marker{Name: "run 3: the kernel powered down", After: mkRun3, Plain: "reboot: Power down", Anywhere: true, Timeline: "run 3: power down"},
+		marker{Name: "run 3: no softdog reset", After: mkRun3, Eval: never(marker{Plain: reset, Anywhere: true})},
+	)
+}
+
 // textHas checks that the matching line also contains sub.
 func textHas(sub string) func(Line) (string, error) {
 	return func(l Line) (string, error) {

@@ -498,3 +498,99 @@ func TestWatchdogMarkersCatchFailures(t *testing.T) {
 		})
 	}
 }
+
+// bootloopRun is one failing run of the watchdog-bootloop boot, from t.
+func bootloopRun(t float64, failed int) []timed {
+	l := []timed{
+		{t + 0.4, "[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]"},
+		{t + 2.0, `{"level":"info","version":"v1","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}`},
+		{t + 4.6, `{"level":"info","device":"/dev/vda","spec":"LABEL=data","message":"data partition mounted on /data"}`},
+	}
+	if failed > 0 {
+		l = append(l, timed{t + 4.7, fmt.Sprintf(`{"level":"warn","failed_boots":%d,"boot_limit":2,"message":"failed-boot counter: the last %d boot(s) did not keep every critical service up"}`, failed, failed)})
+	}
+	return append(l,
+		timed{t + 4.8, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"critical":["critical"],"message":"watchdog: armed"}`},
+		timed{t + 5.2, tr("critical", "starting", "running")},
+		timed{t + 7.3, `{"level":"error","svc":"critical","from":"running","to":"failed","event":"exited","exit_code":125,"message":"failed: exited 125"}`},
+		timed{t + 8.0, `{"level":"error","reset_in":2000,"message":"watchdog: not petting, the board resets in 2s unless this clears: critical service critical is failed"}`},
+		timed{t + 10.0, "[   9.6] softdog: Initiating system reboot"},
+	)
+}
+
+// bootloopBoot is what a passing watchdog-bootloop boot prints.
+func bootloopBoot() []timed {
+	l := append(bootloopRun(0, 0)[:3:3], timed{4.65, `{"svc":"bootloop-check","output":true,"message":"BOOTLOOP-CHECK: failed-boot counter: 1 (a service may print this too)"}`})
+	l = append(l, bootloopRun(0, 0)[3:]...)
+	l = append(l, timed{10, runLine(2, bootloopRuns)})
+	l = append(l, bootloopRun(10, 1)...)
+	l = append(l, timed{20, runLine(3, bootloopRuns)})
+	return append(l,
+		timed{20.4, "[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd034]"},
+		timed{22.0, `{"level":"info","version":"v1","mode":"machine","pid":1,"message":"corral v1 starting (machine mode)"}`},
+		timed{24.6, `{"level":"info","device":"/dev/vda","spec":"LABEL=data","message":"data partition mounted on /data"}`},
+		timed{24.7, `{"level":"error","failed_boots":2,"starting":["bootloop-check"],"message":"SAFE MODE: safe mode: 2 boots in a row did not bring every critical service up"}`},
+		timed{24.8, `{"level":"info","device":"/dev/watchdog","identity":"Software Watchdog","timeout":3000,"critical":[],"message":"watchdog: armed"}`},
+		timed{24.9, `{"level":"info","critical":0,"safe_mode":true,"message":"boot complete (safe mode): the failed-boot count is reset"}`},
+		timed{25.2, tr("bootloop-check", "starting", "running")},
+		timed{26.3, `{"level":"info","svc":"bootloop-check","output":true,"message":"BOOTLOOP-CHECK: PASS: safe mode, the counter is reset to 0"}`},
+		timed{26.4, `{"level":"info","action":"poweroff","message":"shutting down: stopping services in reverse dependency order"}`},
+		timed{26.5, `{"level":"info","device":"/dev/watchdog","state":"inactive","message":"watchdog: disarmed (magic close)"}`},
+		timed{26.5, `{"level":"info","action":"poweroff","message":"bye"}`},
+		timed{26.5, "[    6.1] reboot: Power down"},
+	)
+}
+
+func TestBootloopMarkers(t *testing.T) {
+	if failed := failedMarkers(bootloopMarkers(wdTimeout), timedLog(bootloopBoot()...), bootWatchdogBootloop); len(failed) > 0 {
+		t.Errorf("a good boot failed:\n%s", strings.Join(failed, "\n"))
+	}
+	edit := func(f func(string) string) []Line {
+		var out []timed
+		for _, l := range bootloopBoot() {
+			if l.text = f(l.text); l.text != "" {
+				out = append(out, l)
+			}
+		}
+		return timedLog(out...)
+	}
+	tests := []struct {
+		name  string
+		lines []Line
+		want  []string
+	}{
+		{"the counter never climbs (a crash after exec was a good boot)", edit(func(s string) string {
+			if strings.Contains(s, "failed-boot counter") || strings.Contains(s, "SAFE MODE") || strings.Contains(s, "safe_mode") {
+				return ""
+			}
+			return s
+		}), []string{"run 2: 1 failed boot counted", "run 3: SAFE MODE", "run 3: the safe mode boot counted as good"}},
+		{"safe mode waits for the held service", edit(func(s string) string {
+			if strings.Contains(s, `"critical":[]`) {
+				return strings.Replace(s, `"critical":[]`, `"critical":["critical"]`, 1)
+			}
+			if strings.Contains(s, "safe_mode") || strings.Contains(s, "BOOTLOOP-CHECK: PASS") {
+				return ""
+			}
+			return s
+		}), []string{"run 3: the watchdog does not wait", "run 3: the safe mode boot counted as good", "run 3: bootloop-check saw"}},
+		{"no reset in run 1", edit(func(s string) string {
+			if strings.Contains(s, "softdog: Initiating") && strings.Contains(s, "9.6]") {
+				return ""
+			}
+			return s
+		}), []string{"run 1: softdog reset the board"}},
+	}
+	for _, tt := range tests {
+		failed := failedMarkers(bootloopMarkers(wdTimeout), tt.lines, bootWatchdogBootloop)
+		for _, w := range tt.want {
+			found := false
+			for _, f := range failed {
+				found = found || strings.HasPrefix(f, w)
+			}
+			if !found {
+				t.Errorf("%s: want %q to fail; failed:\n%s", tt.name, w, strings.Join(failed, "\n"))
+			}
+		}
+	}
+}

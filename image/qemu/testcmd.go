@@ -22,9 +22,14 @@ const (
 	// of their own (guest/NAME/, extraConfigs).
 	bootWatchdogHealthy = "watchdog-healthy"
 	bootWatchdogWedged  = "watchdog-wedged"
+	// Three runs on one data disk: the failed-boot counter and safe mode.
+	bootWatchdogBootloop = "watchdog-bootloop"
 )
 
-var allBoots = []string{bootVirt, bootRaspi3b, bootSelftest, bootDisk, bootWatchdogHealthy, bootWatchdogWedged}
+var allBoots = []string{bootVirt, bootRaspi3b, bootSelftest, bootDisk, bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop}
+
+// bootloopRuns: boot_limit (2) failed boots, then the safe mode boot.
+const bootloopRuns = 3
 
 // Hard timeouts, per boot. Measured on the 2-core build machine: virt,
 // raspi3b and virt-disk take 12-17 s, the selftest 60-95 s (its test
@@ -37,6 +42,8 @@ var bootTimeouts = map[string]time.Duration{
 	// 18-22 s (12 s of it held on purpose) and 12-16 s.
 	bootWatchdogHealthy: 60 * time.Second,
 	bootWatchdogWedged:  60 * time.Second,
+	// Each run: 7-10 s.
+	bootWatchdogBootloop: 60 * time.Second,
 }
 
 type testOptions struct {
@@ -78,6 +85,8 @@ func (o testOptions) spec(l layout, name string, out io.Writer) bootSpec {
 	case bootDisk:
 		s.Initrd = l.path(outStage)
 		s.Drive = l.path(outRootExt4)
+	case bootWatchdogBootloop:
+		s.Drive, s.DataDisk, s.Runs = l.path(outBootloopData), true, bootloopRuns
 	}
 	return s
 }
@@ -87,7 +96,7 @@ func logName(boot string) string {
 	switch boot {
 	case bootVirt, bootRaspi3b:
 		return boot + "-initramfs.log"
-	case bootWatchdogHealthy, bootWatchdogWedged:
+	case bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop:
 		return "virt-" + boot + ".log"
 	}
 	return boot + ".log"
@@ -169,10 +178,13 @@ func markersFor(l layout, boot string, services []svcInfo) ([]marker, error) {
 	switch boot {
 	case bootSelftest:
 		return selftestMarkers(), nil
-	case bootWatchdogHealthy, bootWatchdogWedged:
+	case bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop:
 		timeout, err := watchdogTimeout(filepath.Join(l.path(outRootfs), imgEtcFor(boot)))
 		if err != nil {
 			return nil, err
+		}
+		if boot == bootWatchdogBootloop {
+			return bootloopMarkers(timeout), nil
 		}
 		return watchdogMarkers(timeout), nil
 	}
@@ -218,7 +230,7 @@ func cmdTest(ctx context.Context, l layout, o testOptions, log *stepLog, out io.
 		}
 		spec := o.spec(l, name, out)
 		log.note("boot %s: %s, timeout %s, console log %s", name, describe(spec), spec.Timeout, rel(spec.Log))
-		run := runBoot(ctx, spec)
+		run := runBoots(ctx, spec)
 		oc := report(out, spec, run, markers)
 		outcomes = append(outcomes, oc)
 		if run.Err != nil && ctx.Err() != nil {
@@ -262,6 +274,12 @@ func describe(s bootSpec) string {
 		d += ", " + filepath.Base(s.Initrd) + " + " + filepath.Base(s.Drive)
 	} else {
 		d += ", " + filepath.Base(s.Initrd)
+	}
+	if s.DataDisk {
+		d += " (made fresh)"
+	}
+	if s.Runs > 1 {
+		d += fmt.Sprintf(", %d runs", s.Runs)
 	}
 	return d
 }

@@ -36,6 +36,7 @@ const (
 	imgTests     = "usr/libexec/corral/tests"
 	imgCheck     = "usr/libexec/corral/qemu-check.sh"
 	imgWDCheck   = "usr/libexec/corral/watchdog-check.sh"
+	imgLoopCheck = "usr/libexec/corral/bootloop-check.sh"
 	imgSelftest  = "selftest"
 	imgShim      = "tmpfs-root"
 	imgEtcCorral = "etc/corral"
@@ -45,7 +46,7 @@ const (
 // own instead of /etc/corral: guest/NAME/ (a corral.toml and services/)
 // is installed as /etc/corral-NAME, which the boot selects with --config
 // on the kernel command line. Their modules are in the image too.
-var extraConfigs = []string{bootWatchdogHealthy, bootWatchdogWedged}
+var extraConfigs = []string{bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop}
 
 // imgEtcFor is where the configuration of guest/NAME/ is in the image.
 func imgEtcFor(name string) string { return "etc/corral-" + name }
@@ -112,6 +113,7 @@ func assembleMain(dir string, in *imageInputs) error {
 		{in.Bins.Payload, imgLibexec + "/corral-payload", 0o755},
 		{filepath.Join(in.Guest, "qemu-check.sh"), imgCheck, 0o755},
 		{filepath.Join(in.Guest, "watchdog-check.sh"), imgWDCheck, 0o755},
+		{filepath.Join(in.Guest, "bootloop-check.sh"), imgLoopCheck, 0o755},
 		{filepath.Join(in.Guest, "selftest"), imgSelftest, 0o755},
 		{filepath.Join(in.Guest, imgShim), imgShim, 0o755},
 		{in.Deb.busybox(), "bin/busybox", 0o755},
