@@ -87,7 +87,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	@if command -v shellcheck >/dev/null; then \
-		shellcheck scripts/*.sh .ci/run && shellcheck -s sh image/qemu/guest/selftest image/qemu/guest/tmpfs-root image/qemu/guest/qemu-check.sh; \
+		shellcheck scripts/*.sh .ci/run && shellcheck -s sh image/qemu/guest/selftest image/qemu/guest/tmpfs-root image/qemu/guest/qemu-check.sh image/qemu/guest/watchdog-check.sh image/qemu/guest/bootloop-check.sh; \
 	else echo "*** shellcheck not installed: shell scripts not checked" >&2; fi
 
 clean:

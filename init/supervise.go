@@ -293,17 +293,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	sup.Run()
 	bootCtx, bootDone := context.WithCancel(context.Background())
 	defer bootDone()
-	go func() {
-		// The boot counts as good once every critical service is up.
-		if sup.Wait(bootCtx, func(ss []supervisor.Snapshot) bool { return allCriticalUp(ss, critical) }) == nil {
-			if m == modeMachine {
-				if err := bc.write(0); err != nil {
-					log.Warn().Err(err).Msg("reset the failed-boot counter")
-				}
-			}
-			log.Info().Int("critical", len(critical)).Msg("boot complete: every critical service is up")
-		}
-	}()
+	go waitGoodBoot(bootCtx, m, cfg, sup, critical, held != nil, bc, log)
 	wd := startWatchdog(m, cfg, sup, critical, log)
 
 	reload := func(ctx context.Context, dry bool) (supervisor.Plan, error) {
@@ -359,6 +349,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Info().Msg("all services stopped")
 	}
 	cancel()
+	if wd != nil {
+		// The last pet: a closed supervisor cannot answer the watchdog's
+		// pings. The rest of the shutdown has one full timeout.
+		wd.halt()
+	}
 	sup.Close()
 	_ = srv.Close()
 	if ms != nil {
@@ -384,14 +379,11 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		}
 		_ = network.Close()
 	}
-	if wd != nil {
-		if action == "reboot" {
-			// Stop petting but keep it armed: if reboot(2) fails, the
-			// watchdog resets the board.
-			wd.halt()
-		} else {
-			wd.disarm() // halt and power-off must not end in a reset
-		}
+	if wd != nil && action != "reboot" {
+		// Halt and power-off must not end in a reset. A reboot leaves it
+		// armed (halted above): if reboot(2) fails, the watchdog resets
+		// the board.
+		wd.disarm()
 	}
 	if m == modeMachine {
 		finalShutdown(action, log, ls)
@@ -399,40 +391,116 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	return 0
 }
 
-// safeMode reads and bumps the failed-boot counter (machine mode) and,
-// past [watchdog] boot_limit, holds every service not marked safe_mode.
-func safeMode(m mode, cfg *config.Config, stateDir string, log zerolog.Logger) (map[string]string, bootCounter, map[string]bool) {
-	critical := map[string]bool{}
+// waitGoodBoot resets the failed-boot counter once the boot is good: every
+// critical service has stayed up for its stable_after (bootGood). It
+// looks again at each change of a critical service, and when the
+// services are all up, at the time they will have been up long enough.
+func waitGoodBoot(ctx context.Context, m mode, cfg *config.Config, sup *supervisor.Supervisor, critical map[string]bool, safe bool, bc bootCounter, log zerolog.Logger) {
+	stable := map[string]time.Duration{}
 	for _, s := range cfg.Services {
-		if s.Critical {
-			critical[s.Name] = true
+		if critical[s.Name] {
+			stable[s.Name] = s.StableAfter
 		}
 	}
+	for {
+		snaps := sup.Status()
+		ok, wait := bootGood(snaps, stable, time.Now())
+		if ok {
+			break
+		}
+		seen := criticalState(snaps, stable)
+		var wctx context.Context
+		var cancel context.CancelFunc
+		if wait > 0 {
+			wctx, cancel = context.WithTimeout(ctx, wait)
+		} else {
+			wctx, cancel = context.WithCancel(ctx)
+		}
+		_ = sup.Wait(wctx, func(ss []supervisor.Snapshot) bool { return criticalState(ss, stable) != seen })
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if m == modeMachine {
+		if err := bc.write(0); err != nil {
+			log.Warn().Err(err).Msg("reset the failed-boot counter")
+		}
+	}
+	if safe {
+		log.Info().Int("critical", len(critical)).Bool("safe_mode", true).
+			Msg("boot complete (safe mode): the critical services it starts stayed up; the failed-boot count is reset, so the next boot starts every service")
+		return
+	}
+	log.Info().Int("critical", len(critical)).Msg("boot complete: every critical service is up and stayed up for its stable_after")
+}
+
+// safeMode reads and bumps the failed-boot counter (machine mode) and,
+// past [watchdog] boot_limit, holds every service not marked safe_mode.
+// It returns the services to hold and the critical services to wait for:
+// the hardware watchdog and the good boot only wait for the ones that
+// start.
+func safeMode(m mode, cfg *config.Config, stateDir string, log zerolog.Logger) (map[string]string, bootCounter, map[string]bool) {
 	bc := newBootCounter(isMountPoint("/data"), stateDir)
 	if m != modeMachine {
-		return nil, bc, critical
+		p := planBoot(cfg.Services, 0, 0)
+		return nil, bc, p.critical
 	}
 	n := bc.read()
 	if err := bc.write(n + 1); err != nil {
 		log.Warn().Err(err).Str("file", bc.file).Msg("count this boot")
 	}
 	limit := cfg.Global.Watchdog.BootLimit
-	if limit <= 0 || n < limit {
-		return nil, bc, critical
+	p := planBoot(cfg.Services, n, limit)
+	switch {
+	case p.safe:
+		log.Error().Int("failed_boots", n).Strs("starting", p.kept).Str("counter", bc.file).
+			Msg("SAFE MODE: " + p.why + "; starting only safe_mode services (fix the config, then reboot; a good boot resets the count)")
+	case n > 0:
+		ev := log.Warn().Int("failed_boots", n).Str("counter", bc.file)
+		if limit > 0 {
+			ev = ev.Int("boot_limit", limit)
+		}
+		ev.Msgf("failed-boot counter: the last %d boot(s) did not keep every critical service up", n)
 	}
-	why := fmt.Sprintf("safe mode: %d boots in a row did not bring every critical service up", n)
-	held := map[string]string{}
-	var kept []string
-	for _, s := range cfg.Services {
-		if s.SafeMode {
-			kept = append(kept, s.Name)
-		} else {
-			held[s.Name] = why
+	return p.held, bc, p.critical
+}
+
+// bootPlan is what a boot starts, given the failed-boot count.
+type bootPlan struct {
+	safe     bool
+	why      string
+	held     map[string]string // service -> why it is not started
+	kept     []string          // the services that start in safe mode
+	critical map[string]bool   // the critical services that start
+}
+
+// planBoot decides which services a boot starts: every one while fewer
+// than limit boots in a row failed (limit 0: always), else only the
+// safe_mode ones. A critical service that safe mode holds is not waited
+// for: the board must stay up in safe mode, and the safe boot is good
+// once the critical services it does start are, so the next boot tries
+// every service again.
+func planBoot(services []*config.Service, failed, limit int) bootPlan {
+	p := bootPlan{critical: map[string]bool{}}
+	p.safe = limit > 0 && failed >= limit
+	if p.safe {
+		p.why = fmt.Sprintf("safe mode: %d boots in a row did not bring every critical service up", failed)
+		p.held = map[string]string{}
+	}
+	for _, s := range services {
+		if p.safe && !s.SafeMode {
+			p.held[s.Name] = p.why
+			continue
+		}
+		if p.safe {
+			p.kept = append(p.kept, s.Name)
+		}
+		if s.Critical {
+			p.critical[s.Name] = true
 		}
 	}
-	log.Error().Int("failed_boots", n).Strs("starting", kept).Str("counter", bc.file).
-		Msg("SAFE MODE: " + why + "; starting only safe_mode services (fix the config, then reboot; a good boot resets the count)")
-	return held, bc, critical
+	return p
 }
 
 // startWatchdog opens the hardware watchdog (machine mode only) and pets it
@@ -454,7 +522,7 @@ func startWatchdog(m mode, cfg *config.Config, sup *supervisor.Supervisor, criti
 	w.critical = critical
 	grace := 60 * time.Second
 	for _, s := range cfg.Services {
-		if s.Critical {
+		if critical[s.Name] {
 			grace = max(grace, s.StartTimeout+10*time.Second)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 // board resets unless PID 1 pets it in time.
 type hwWatchdog struct {
 	f        *os.File
+	device   string
+	sysfs    string // its /sys/class/watchdog directory, "" if unknown
 	timeout  time.Duration
 	log      zerolog.Logger
 	stop     chan struct{}
@@ -31,12 +33,15 @@ type hwWatchdog struct {
 	shutdown atomic.Bool
 }
 
+// sysClassWatchdog is where the kernel describes its watchdogs.
+const sysClassWatchdog = "/sys/class/watchdog"
+
 func openWatchdog(cfg config.Watchdog, log zerolog.Logger) (*hwWatchdog, error) {
 	f, err := os.OpenFile(cfg.Device, os.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open watchdog %s: %w", cfg.Device, err)
 	}
-	w := &hwWatchdog{f: f, timeout: cfg.Timeout, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &hwWatchdog{f: f, device: cfg.Device, timeout: cfg.Timeout, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	secs := int(cfg.Timeout / time.Second)
 	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil {
 		log.Warn().Err(err).Int("seconds", secs).Msg("watchdog: set timeout; keeping the device's")
@@ -44,38 +49,46 @@ func openWatchdog(cfg config.Watchdog, log zerolog.Logger) (*hwWatchdog, error) 
 	if got, err := unix.IoctlGetInt(int(f.Fd()), unix.WDIOC_GETTIMEOUT); err == nil && got > 0 {
 		w.timeout = time.Duration(got) * time.Second
 	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil {
+		w.sysfs, _ = watchdogSysfs(sysClassWatchdog, unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+	}
 	return w, nil
 }
 
-// run pets the watchdog every third of its timeout while petDecision
-// allows it, until stop. Each change between petting and not is logged.
+// run pets the watchdog every third of its timeout while the petter allows
+// it, until stop. Each change between petting and not is logged.
 func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 	defer close(w.done)
 	interval := max(w.timeout/3, 500*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	start, lastPet := time.Now(), time.Now()
-	booting, lastWhy := true, ""
-	w.log.Info().Dur("timeout", w.timeout).Dur("interval", interval).Strs("critical", keys(w.critical)).Msg("watchdog: armed")
+	p := newPetter(w.critical, w.timeout, interval, grace, time.Now())
+	lastWhy := ""
+	w.log.Info().Str("device", w.device).Str("identity", sysfsAttr(w.sysfs, "identity")).
+		Dur("timeout", w.timeout).Dur("interval", interval).Strs("critical", keys(w.critical)).Msg("watchdog: armed")
 	for {
+		// The time the services were seen, taken after reading them: a
+		// service that came up is never newer than the pet it allowed,
+		// and one that restarted while PID 1 answered the ping below is
+		// caught at the next tick.
 		snaps := sup.Status()
-		if booting && (allCriticalUp(snaps, w.critical) || time.Since(start) > grace) {
-			booting = false
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval/2)
+		seen := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), p.pingBudget(seen))
 		alive := sup.Ping(ctx)
 		cancel()
-		ok, why := petDecision(alive, snaps, w.critical, lastPet, booting || w.shutdown.Load())
+		ok, why := p.decide(seen, alive, snaps, w.shutdown.Load())
 		if ok {
 			if err := unix.IoctlWatchdogKeepalive(int(w.f.Fd())); err != nil {
 				why = "keepalive: " + err.Error()
 			} else {
-				lastPet = time.Now()
+				p.petted(seen, time.Now())
 			}
 		}
 		if why != lastWhy {
 			if why != "" {
-				w.log.Error().Msg("watchdog: not petting, the board resets in " + w.timeout.String() + " unless this clears: " + why)
+				left := p.resetIn(time.Now()).Round(10 * time.Millisecond)
+				w.log.Error().Dur("reset_in", left).Msg("watchdog: not petting, the board resets in " + left.String() + " unless this clears: " + why)
 			} else {
 				w.log.Info().Msg("watchdog: petting again")
 			}
@@ -90,24 +103,42 @@ func (w *hwWatchdog) run(sup *supervisor.Supervisor, grace time.Duration) {
 }
 
 // disarm stops the watchdog for good (magic close): for halt and
-// power-off, which must not be followed by a reset.
+// power-off, which must not be followed by a reset. The kernel says
+// "watchdog did not stop!" if it refused (nowayout); sysfs tells the
+// state.
 func (w *hwWatchdog) disarm() {
 	w.halt()
 	if _, err := w.f.Write([]byte("V")); err != nil {
 		w.log.Warn().Err(err).Msg("watchdog: magic close")
 	}
-	w.f.Close()
+	err := w.f.Close()
+	state := sysfsAttr(w.sysfs, "state")
+	switch {
+	case err != nil:
+		w.log.Warn().Err(err).Str("device", w.device).Str("state", state).Msg("watchdog: magic close")
+	case state == "active":
+		w.log.Error().Str("device", w.device).Str("state", state).Msg("watchdog: still active after the magic close (nowayout?): the board resets after the shutdown")
+	default:
+		w.log.Info().Str("device", w.device).Str("state", state).Msg("watchdog: disarmed (magic close)")
+	}
 }
 
-// halt stops petting but keeps the device open: if reboot(2) fails, the
-// watchdog resets the board.
+// halt stops petting, after one last pet, but keeps the device open: what
+// is left of the shutdown gets one full timeout, and if reboot(2) fails,
+// the watchdog resets the board. It is called once the services are down,
+// before the supervisor is closed: its actors can no longer answer after
+// that, which would read as PID 1 hung.
 func (w *hwWatchdog) halt() {
 	select {
 	case <-w.stop:
+		return
 	default:
 		close(w.stop)
 	}
 	<-w.done
+	if err := unix.IoctlWatchdogKeepalive(int(w.f.Fd())); err != nil {
+		w.log.Warn().Err(err).Msg("watchdog: last pet")
+	}
 }
 
 func keys(m map[string]bool) []string {

@@ -37,6 +37,8 @@ const (
 	outManifest  = "image.json"
 	outRootfs    = "rootfs"  // the image tree
 	outStagefs   = "stagefs" // the stage initramfs tree
+	// The watchdog-bootloop boot's data disk, made fresh by each test.
+	outBootloopData = "bootloop-data.ext4"
 )
 
 // brokenService is the guest's deliberately broken service file: the one
@@ -94,6 +96,16 @@ func build(ctx context.Context, l layout, opts buildOptions, log *stepLog) (*man
 	if err != nil {
 		return nil, err
 	}
+	// One image for every boot: its modules are those of /etc/corral and
+	// of the boots' own configurations.
+	modules := mainCfg.Modules
+	for _, name := range extraConfigs {
+		g, err := readGuestGlobal(filepath.Join(l.guest, name, "corral.toml"))
+		if err != nil {
+			return nil, err
+		}
+		modules = append(modules, g.Modules...)
+	}
 	stageCfg, err := readGuestGlobal(filepath.Join(l.guest, "stage.toml"))
 	if err != nil {
 		return nil, err
@@ -123,8 +135,8 @@ func build(ctx context.Context, l layout, opts buildOptions, log *stepLog) (*man
 	}
 	in := &imageInputs{Root: l.root, Guest: l.guest, Deb: deb, Bins: gr.b, Modules: ix, Hostname: mainCfg.Hostname}
 	var builtin, stageBuiltin []string
-	if in.Main, builtin, err = ix.closure(mainCfg.Modules); err != nil {
-		return nil, fmt.Errorf("modules of guest/corral.toml: %w", err)
+	if in.Main, builtin, err = ix.closure(modules); err != nil {
+		return nil, fmt.Errorf("modules of guest/corral.toml and guest/{%s}/corral.toml: %w", strings.Join(extraConfigs, ","), err)
 	}
 	if in.Stage, stageBuiltin, err = ix.closure(stageCfg.Modules); err != nil {
 		return nil, fmt.Errorf("modules of guest/stage.toml: %w", err)
@@ -147,10 +159,14 @@ func build(ctx context.Context, l layout, opts buildOptions, log *stepLog) (*man
 	log.step(t, "tree: %s (%s), %s (%s)", rel(tree), mib(dirSize(tree)), rel(stage), mib(dirSize(stage)))
 
 	t = time.Now()
-	if err := checkConfigs(ctx, gr.b.HostCorral, filepath.Join(tree, imgEtcCorral), filepath.Join(stage, imgEtcCorral)); err != nil {
+	var extra []string
+	for _, name := range extraConfigs {
+		extra = append(extra, filepath.Join(tree, imgEtcFor(name)))
+	}
+	if err := checkConfigs(ctx, gr.b.HostCorral, filepath.Join(tree, imgEtcCorral), filepath.Join(stage, imgEtcCorral), extra); err != nil {
 		return nil, err
 	}
-	log.step(t, "check: corral check passes on the guest config (only %s.toml is broken) and the stage's", brokenService)
+	log.step(t, "check: corral check passes on the guest config (only %s.toml is broken), the stage's and %s", brokenService, strings.Join(extraConfigs, ", "))
 
 	t = time.Now()
 	n1, err := writeTreeCpioFile(l.path(outInitramfs), tree, []cpioNode{consoleNode})
@@ -191,8 +207,9 @@ func build(ctx context.Context, l layout, opts buildOptions, log *stepLog) (*man
 
 // checkConfigs runs the host corral's `corral check` on the guest's
 // configuration: without the broken file it must pass; with it, the
-// broken file must be the only problem. The stage's must pass.
-func checkConfigs(ctx context.Context, corral, etc, stageEtc string) error {
+// broken file must be the only problem. The stage's and the extra
+// configurations must pass.
+func checkConfigs(ctx context.Context, corral, etc, stageEtc string, extra []string) error {
 	tmp, err := os.MkdirTemp("", "corral-qemu-check-")
 	if err != nil {
 		return err
@@ -234,6 +251,15 @@ func checkConfigs(ctx context.Context, corral, etc, stageEtc string) error {
 	}
 	if code != 0 {
 		return fmt.Errorf("corral check of the stage's corral.toml (guest/stage.toml) failed:\n%s", out)
+	}
+	for _, dir := range extra {
+		out, code, err = check(dir)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("corral check of %s failed:\n%s", rel(dir), out)
+		}
 	}
 	return nil
 }

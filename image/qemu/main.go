@@ -6,8 +6,10 @@
 //	go run ./image/qemu build   build/qemu: vmlinuz, the Pi 3 DTB, initramfs.cpio.gz,
 //	                            stage.cpio.gz + root.ext4 (the disk variant)
 //	go run ./image/qemu test    build, then boot virt, raspi3b, the selftest (the
-//	                            root integration tests inside the guest) and the
-//	                            disk variant; check the console; print timelines
+//	                            root integration tests inside the guest), the
+//	                            disk variant and the hardware watchdog boots
+//	                            (softdog, and three runs of a boot loop);
+//	                            check the console; print timelines
 //	go run ./image/qemu run     build if needed, boot virt on this terminal
 //	                            (ctrl-a x quits)
 //
@@ -35,9 +37,11 @@ func usage(w io.Writer) {
 
   build [-refresh]                 build the image into build/qemu
   test  [-boots LIST] [-no-build] [-v] [-timeout-scale F] [-refresh]
-                                   build, boot and check (LIST: virt,raspi3b,virt-selftest,virt-disk)
-  run   [-machine virt|raspi3b] [-disk] [-json] [-selftest] [-timeout D]
+                                   build, boot and check (LIST: virt,raspi3b,virt-selftest,virt-disk,
+                                   watchdog-healthy,watchdog-wedged,watchdog-bootloop)
+  run   [-machine virt|raspi3b] [-disk] [-json] [-selftest] [-config NAME] [-timeout D]
                                    boot on this terminal; ctrl-a x quits qemu
+                                   (-config watchdog-healthy: that boot's /etc/corral-NAME)
 `)
 }
 
@@ -102,10 +106,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		selftest := fs.Bool("selftest", false, "boot into /selftest (the root integration tests)")
 		timeout := fs.Duration("timeout", time.Hour, "kill qemu after this long")
 		shim := fs.Bool("tmpfs-shim", false, "boot the initramfs through /tmpfs-root (see test -h)")
+		config := fs.String("config", "", "boot with another guest configuration: "+strings.Join(extraConfigs, ", "))
 		if fs.Parse(rest) != nil || fs.NArg() > 0 {
 			return 2
 		}
-		return cmdRun(ctx, l, runOptions{machine: *mach, disk: *disk, json: *js, selftest: *selftest, timeout: *timeout, shim: *shim}, log, stderr)
+		if *config != "" && !contains(extraConfigs, *config) {
+			fmt.Fprintf(stderr, "qemu: unknown configuration %q (have %s)\n", *config, strings.Join(extraConfigs, ", "))
+			return 2
+		}
+		return cmdRun(ctx, l, runOptions{machine: *mach, disk: *disk, json: *js, selftest: *selftest, timeout: *timeout, shim: *shim, config: *config}, log, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -121,6 +130,7 @@ type runOptions struct {
 	selftest   bool
 	timeout    time.Duration
 	shim       bool
+	config     string // one of extraConfigs, or ""
 }
 
 // cmdRun boots one machine interactively.
@@ -154,11 +164,18 @@ func cmdRun(ctx context.Context, l layout, o runOptions, log *stepLog, stderr io
 	if o.shim && !o.disk && !o.selftest {
 		s.Cmdline += " rdinit=/" + imgShim
 	}
+	var args []string
+	if o.json {
+		args = append(args, "--log-format=json")
+	}
+	if o.config != "" {
+		args = append(args, "--config=/"+imgEtcFor(o.config))
+	}
 	switch {
 	case o.selftest:
 		s.Cmdline += " rdinit=/" + imgSelftest
-	case o.json:
-		s.Cmdline += " -- --log-format=json"
+	case len(args) > 0:
+		s.Cmdline += " -- " + strings.Join(args, " ")
 	}
 	log.note("booting %s on this terminal (kernel command line %q); ctrl-a x quits qemu, ctrl-a h lists the other keys", describe(s), s.Cmdline)
 	if err := runInteractive(ctx, s); err != nil && ctx.Err() == nil {

@@ -76,6 +76,9 @@ type marker struct {
 	JSON []matcher
 	// or a plain line containing this,
 	Plain string
+	// (Anywhere: Plain may also be in a line that carries a JSON object:
+	// the kernel prints into the middle of userspace lines),
+	Anywhere bool
 	// or a check over the whole log returning the index of the line that
 	// decided it (-1 for none).
 	Eval func(lines []Line, from int) (int, string, error)
@@ -83,6 +86,9 @@ type marker struct {
 	Check func(Line) (string, error)
 	// After: only lines after the one that satisfied that marker count.
 	After string
+	// Within and AtLeast bound how long after the After marker's line the
+	// matching line came (host clock).
+	Within, AtLeast time.Duration
 	// Timeline labels the marker's line in the boot timeline.
 	Timeline string
 }
@@ -93,7 +99,7 @@ func (m marker) appliesTo(boot string) bool {
 
 func (m marker) matches(l Line) bool {
 	if m.Plain != "" {
-		return l.JSON == nil && strings.Contains(l.Text, m.Plain)
+		return (l.JSON == nil || m.Anywhere) && strings.Contains(l.Text, m.Plain)
 	}
 	if l.JSON == nil || len(m.JSON) == 0 {
 		return false
@@ -182,6 +188,16 @@ func evaluate(markers []marker, lines []Line, boot string) []result {
 		}
 		if r.Line >= 0 {
 			r.At = lines[r.Line].At
+		}
+		if r.OK && from > 0 && r.Line >= from && (m.Within > 0 || m.AtLeast > 0) {
+			d := r.At - lines[from-1].At
+			r.Detail = strings.TrimPrefix(r.Detail+fmt.Sprintf("; %.2fs after %q", d.Seconds(), m.After), "; ")
+			switch {
+			case m.Within > 0 && d > m.Within:
+				r.OK, r.Err = false, fmt.Sprintf("%.2fs after %q, more than %s", d.Seconds(), m.After, m.Within)
+			case d < m.AtLeast:
+				r.OK, r.Err = false, fmt.Sprintf("%.2fs after %q, less than %s", d.Seconds(), m.After, m.AtLeast)
+			}
 		}
 		if r.OK {
 			found[m.Name] = r.Line
@@ -277,6 +293,195 @@ func selftestMarkers() []marker {
 		{Name: "SELFTEST PASS", Plain: "SELFTEST PASS", Timeline: "tests done"},
 		{Name: "the kernel powered down", After: "SELFTEST PASS", Plain: "reboot: Power down", Timeline: "kernel powered down"},
 	}
+}
+
+// Markers of the watchdog boots, used by After and the timeline.
+const (
+	mkWDArmed    = "corral armed softdog with the configured timeout"
+	mkCriticalUp = wdCritical + " reached running on READY=1"
+	mkWDCheck    = "watchdog-check held the machine up and passed"
+	mkWedged     = "critical missed its service watchdog (wedged)"
+	mkNotPetting = "corral stopped petting the watchdog"
+)
+
+// wdCritical is the critical service of the watchdog boots.
+const wdCritical = "critical"
+
+// wdStable is its stable_after (the default): a boot is good once every
+// critical service stayed up that long.
+const wdStable = 10 * time.Second
+
+// watchdogMarkers is the table for the watchdog boots (watchdog-healthy,
+// watchdog-wedged). timeout is the hardware watchdog's, from the boot's
+// corral.toml.
+func watchdogMarkers(timeout time.Duration) []marker {
+	healthy, wedged := []string{bootWatchdogHealthy}, []string{bootWatchdogWedged}
+	notPetting := marker{JSON: []matcher{has("message", "watchdog: not petting")}}
+	softdogReset := marker{Plain: "softdog: Initiating system reboot", Anywhere: true}
+	shutdown := []matcher{has("message", "shutting down: stopping services in reverse dependency order")}
+	bootComplete := []matcher{has("message", "boot complete:")}
+	return []marker{
+		{Name: mkKernel, Plain: "Booting Linux on physical CPU", Timeline: "kernel started"},
+		{Name: mkInit, Plain: " as init process", Timeline: "kernel ran init"},
+		{Name: mkBanner, JSON: bannerJSON, Timeline: "corral started"},
+		{Name: "softdog can be stopped (nowayout=0)", Plain: "softdog: initialized.", Anywhere: true, Check: textHas("nowayout=0")},
+		{Name: "kernel modules loaded (softdog)",
+			JSON: []matcher{eq("message", "loaded kernel modules"), includes("modules", "softdog")}, Timeline: "softdog loaded"},
+		{Name: mkWDArmed, JSON: []matcher{eq("message", "watchdog: armed"), eq("device", "/dev/watchdog"),
+			eq("identity", "Software Watchdog"), eq("timeout", timeout.Milliseconds()), includes("critical", wdCritical)}, Timeline: "watchdog armed"},
+		{Name: "softdog took the timeout (WDIOC_SETTIMEOUT)", Eval: never(marker{JSON: []matcher{has("message", "watchdog: set timeout")}})},
+		{Name: mkCriticalUp,
+			JSON: []matcher{eq("svc", wdCritical), eq("to", "running"), eq("event", "ready")}, Timeline: wdCritical + " ready"},
+
+		// Healthy: held up for four timeouts, petted all along, then a
+		// clean power-off that disarms softdog.
+		{Name: "corral never stopped petting", On: healthy, Eval: never(notPetting)},
+		// AtLeast less 100 ms: corral counts from the transition, and each
+		// line reaches the console (and gets its host time) a little
+		// after it was logged; measured 9.998-10.01 s.
+		{Name: fmt.Sprintf("the boot counted as good once %s had stayed up %s (stable_after)", wdCritical, wdStable), On: healthy,
+			After: mkCriticalUp, AtLeast: wdStable - 100*time.Millisecond, Within: wdStable + 2*time.Second, JSON: bootComplete, Timeline: "boot complete"},
+		{Name: mkWDCheck, On: healthy, JSON: []matcher{eq("svc", "watchdog-check"), has("message", "WATCHDOG-CHECK: PASS")}},
+		{Name: fmt.Sprintf("the power-off came %s (4 timeouts) or more after %s was up", 4*timeout, wdCritical), On: healthy,
+			After: mkCriticalUp, AtLeast: 4 * timeout, JSON: shutdown},
+		{Name: mkShutdown, On: healthy, JSON: shutdown, Timeline: "power-off requested"},
+		{Name: "every running service stopped", On: healthy, After: mkShutdown, Eval: allStopped},
+		{Name: "the power-off disarmed softdog (magic close, state inactive)", On: healthy, After: mkShutdown,
+			JSON: []matcher{eq("message", "watchdog: disarmed (magic close)"), eq("state", "inactive")}, Timeline: "watchdog disarmed"},
+		{Name: "the kernel did not refuse the magic close", On: healthy, Eval: never(marker{Plain: "watchdog did not stop!", Anywhere: true})},
+		{Name: mkBye, On: healthy, After: mkShutdown, JSON: []matcher{eq("message", "bye")}, Timeline: "corral said bye"},
+		{Name: "the kernel powered down", On: healthy, After: mkBye, Plain: "reboot: Power down", Anywhere: true, Timeline: "kernel powered down"},
+		{Name: "softdog never reset the board", On: healthy, Eval: never(softdogReset)},
+
+		// Wedged: the service watchdog fires, corral stops petting and
+		// softdog resets the board within its timeout; nobody asks for a
+		// shutdown.
+		{Name: mkWedged, On: wedged, After: mkCriticalUp,
+			JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog"), eq("to", "stopping")}, Timeline: wdCritical + " wedged: watchdog timeout"},
+		{Name: "corral petted until the wedge", On: wedged, After: mkWDArmed,
+			Eval: noneBefore(notPetting, marker{JSON: []matcher{eq("svc", wdCritical), eq("event", "watchdog")}})},
+		{Name: mkNotPetting + " within a timeout of the wedge", On: wedged, After: mkWedged, Within: timeout,
+			JSON: notPetting.JSON, Check: detailOf("message"), Timeline: "corral stopped petting"},
+		{Name: fmt.Sprintf("softdog reset the board within %s (the timeout + 1s)", timeout+time.Second), On: wedged,
+			After: mkNotPetting + " within a timeout of the wedge", Within: timeout + time.Second,
+			Plain: softdogReset.Plain, Anywhere: true, Timeline: "softdog reset the board"},
+		{Name: "the boot never counted as good (" + wdCritical + " restarted within its stable_after)", On: wedged, Eval: never(marker{JSON: bootComplete})},
+		{Name: "nothing asked for a shutdown", On: wedged, Eval: never(marker{JSON: shutdown})},
+		{Name: "no power-off", On: wedged, Eval: never(marker{Plain: "reboot: Power down", Anywhere: true})},
+	}
+}
+
+// Markers of the watchdog-bootloop boot.
+const (
+	mkRun2 = "qemu run 2 began (the same data disk)"
+	mkRun3 = "qemu run 3 began (the same data disk)"
+)
+
+// bootloopMarkers is the table for the watchdog-bootloop boot: three runs
+// of one data disk. In the first two, critical comes up and fails, and
+// softdog resets the board; the third is the safe mode boot. timeout is
+// the hardware watchdog's.
+func bootloopMarkers(timeout time.Duration) []marker {
+	const check = "bootloop-check"
+	counted := func(n int) []matcher { // corral's line, not the check's
+		return []matcher{has("message", "failed-boot counter:"), eq("failed_boots", n)}
+	}
+	critFailed := []matcher{eq("svc", wdCritical), eq("to", "failed")}
+	notPetting := []matcher{has("message", "watchdog: not petting")}
+	reset := "softdog: Initiating system reboot"
+	var ms []marker
+	ms = append(ms,
+		marker{Name: mkKernel, Plain: "Booting Linux on physical CPU", Timeline: "kernel started"},
+		marker{Name: mkBanner, JSON: bannerJSON, Timeline: "corral started"},
+		marker{Name: "run 1: the data disk was mounted on /data",
+			JSON: []matcher{eq("message", "data partition mounted on /data"), eq("spec", "LABEL=data")}, Timeline: "run 1: /data mounted"},
+		marker{Name: "run 1: no failed boot counted yet",
+			Eval: noneBefore(marker{JSON: []matcher{has("message", "failed-boot counter:"), present("failed_boots")}}, marker{Plain: runLine(2, bootloopRuns)})},
+	)
+	// Runs 1 and 2: critical fails, corral stops petting, softdog resets.
+	for run := 1; run <= 2; run++ {
+		p := fmt.Sprintf("run %d: ", run)
+		after := ""
+		if run == 2 {
+			after = mkRun2
+			ms = append(ms,
+				marker{Name: mkRun2, Plain: runLine(2, bootloopRuns), Timeline: "run 2"},
+				marker{Name: p + "1 failed boot counted", After: mkRun2, JSON: counted(1)})
+		}
+		ms = append(ms,
+			marker{Name: p + wdCritical + " failed", After: after, JSON: critFailed, Timeline: p + wdCritical + " failed"},
+			marker{Name: p + "corral stopped petting", After: p + wdCritical + " failed", Within: timeout, JSON: notPetting},
+			marker{Name: fmt.Sprintf("%ssoftdog reset the board within %s", p, timeout+time.Second), After: p + "corral stopped petting",
+				Within: timeout + time.Second, Plain: reset, Anywhere: true, Timeline: p + "softdog reset"},
+		)
+	}
+	return append(ms,
+		marker{Name: mkRun3, Plain: runLine(3, bootloopRuns), Timeline: "run 3"},
+		marker{Name: "run 3: SAFE MODE after 2 failed boots, starting only " + check, After: mkRun3,
+			JSON: []matcher{has("message", "SAFE MODE"), eq("failed_boots", 2), includes("starting", check)}, Timeline: "run 3: SAFE MODE"},
+		marker{Name: "run 3: " + wdCritical + " was not started", After: mkRun3,
+			Eval: never(marker{JSON: []matcher{eq("svc", wdCritical), eq("to", "starting")}})},
+		marker{Name: "run 3: the watchdog does not wait for the held " + wdCritical, After: mkRun3,
+			JSON: []matcher{eq("message", "watchdog: armed"), eq("critical", "[]")}},
+		marker{Name: "run 3: the safe mode boot counted as good, the counter reset", After: mkRun3,
+			JSON: []matcher{has("message", "boot complete"), eq("safe_mode", true)}, Timeline: "run 3: boot complete"},
+		marker{Name: "run 3: " + check + " saw " + wdCritical + " held and the counter at 0", After: mkRun3,
+			JSON: []matcher{eq("svc", check), has("message", "BOOTLOOP-CHECK: PASS")}},
+		marker{Name: "run 3: corral never stopped petting", After: mkRun3, Eval: never(marker{JSON: notPetting})},
+		marker{Name: "run 3: the power-off disarmed softdog", After: mkRun3,
+			JSON: []matcher{eq("message", "watchdog: disarmed (magic close)"), eq("state", "inactive")}},
+		marker{Name: "run 3: the kernel powered down", After: mkRun3, Plain: "reboot: Power down", Anywhere: true, Timeline: "run 3: power down"},
+		marker{Name: "run 3: no softdog reset", After: mkRun3, Eval: never(marker{Plain: reset, Anywhere: true})},
+	)
+}
+
+// textHas checks that the matching line also contains sub.
+func textHas(sub string) func(Line) (string, error) {
+	return func(l Line) (string, error) {
+		if !strings.Contains(l.Text, sub) {
+			return "", fmt.Errorf("no %q in %q", sub, l.Text)
+		}
+		return sub, nil
+	}
+}
+
+// detailOf reports a field of the matching line.
+func detailOf(key string) func(Line) (string, error) {
+	return func(l Line) (string, error) { return l.str(key), nil }
+}
+
+// never: no line from `from` on matches m.
+func never(m marker) func([]Line, int) (int, string, error) {
+	return func(lines []Line, from int) (int, string, error) {
+		for i := from; i < len(lines); i++ {
+			if m.matches(lines[i]) {
+				return i, "", fmt.Errorf("seen: %s", clip(lines[i].Text, 160))
+			}
+		}
+		return -1, "", nil
+	}
+}
+
+// noneBefore: no line matches bad before the first that matches until.
+func noneBefore(bad, until marker) func([]Line, int) (int, string, error) {
+	return func(lines []Line, from int) (int, string, error) {
+		for i := from; i < len(lines); i++ {
+			switch {
+			case until.matches(lines[i]):
+				return i, "", nil
+			case bad.matches(lines[i]):
+				return i, "", fmt.Errorf("before %s: %s", until.want(), clip(lines[i].Text, 160))
+			}
+		}
+		return -1, "", fmt.Errorf("not seen: %s", until.want())
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 var forkedRe = regexp.MustCompile(`payload: forked (\d+) children`)

@@ -49,6 +49,13 @@ type bootSpec struct {
 	DTB     string
 	Initrd  string
 	Drive   string // a raw disk image on if=virtio, or ""
+	// DataDisk: Drive is made fresh before the first run, an empty ext4
+	// labelled "data" (the boot's [storage] data partition).
+	DataDisk bool
+	// Runs is how many times qemu boots this (1 if 0), one after the other
+	// on the same Drive: the console lines are joined into one log, each
+	// run after the first starting with a runLine.
+	Runs    int
 	Cmdline string
 	Timeout time.Duration
 	Log     string // console log file
@@ -150,7 +157,7 @@ func runBoot(ctx context.Context, s bootSpec) *bootRun {
 				}
 				fmt.Fprintf(logf, "%8.3f %s%s\n", l.At.Seconds(), prefix, l.Text)
 				if s.Echo != nil && s.Out != nil && (fromQemu || s.Echo(l)) {
-					fmt.Fprintf(s.Out, "  %-14s %7.2f %s%s\n", s.Name, l.At.Seconds(), prefix, l.Text)
+					fmt.Fprintf(s.Out, "  %-16s %7.2f %s%s\n", s.Name, l.At.Seconds(), prefix, l.Text)
 				}
 				if s.Abort != nil && res.Aborted == "" {
 					if why := s.Abort(l); why != "" {
@@ -223,6 +230,73 @@ func runBoot(ctx context.Context, s bootSpec) *bootRun {
 	}
 	fmt.Fprintf(logf, "%8.3f # qemu: %s\n", res.Elapsed.Seconds(), note)
 	return res
+}
+
+// runLine is the line put between two runs of a boot.
+func runLine(run, of int) string {
+	return fmt.Sprintf("=== qemu run %d of %d, on the same disk", run, of)
+}
+
+// runBoots boots s.Runs times (each run with its own console log,
+// NAME-N.log) and joins the runs: lines and times go on from where the
+// last run ended. It stops after a run that did not exit by itself with
+// status 0.
+func runBoots(ctx context.Context, s bootSpec) *bootRun {
+	if s.DataDisk {
+		if err := mkfsData(ctx, s.Drive); err != nil {
+			return &bootRun{ExitCode: -1, Err: err}
+		}
+	}
+	if s.Runs <= 1 {
+		return runBoot(ctx, s)
+	}
+	all := &bootRun{}
+	base := strings.TrimSuffix(s.Log, ".log")
+	for i := 1; i <= s.Runs; i++ {
+		one := s
+		one.Log = fmt.Sprintf("%s-%d.log", base, i)
+		if !all.join(runBoot(ctx, one), i, s.Runs) {
+			break
+		}
+	}
+	return all
+}
+
+// join appends run i of n to the joined runs: a runLine first (but for
+// the first), the lines shifted to after the runs before, the outcome. It
+// reports whether the run ended well enough (exit status 0) for the next.
+func (all *bootRun) join(r *bootRun, i, n int) bool {
+	if i > 1 {
+		all.Lines = append(all.Lines, Line{At: all.Elapsed, Text: runLine(i, n), KTime: -1})
+	}
+	for _, l := range r.Lines {
+		l.At += all.Elapsed
+		all.Lines = append(all.Lines, l)
+	}
+	all.Elapsed += r.Elapsed
+	all.ExitCode, all.TimedOut, all.Aborted, all.Err = r.ExitCode, r.TimedOut, r.Aborted, r.Err
+	if r.Err != nil || r.TimedOut || r.ExitCode != 0 {
+		if r.Err == nil && !r.TimedOut && r.Aborted == "" && i < n {
+			all.Err = fmt.Errorf("run %d of %d: qemu exit status %d", i, n, r.ExitCode)
+		}
+		return false
+	}
+	return true
+}
+
+// mkfsData makes an empty ext4 data partition image, labelled "data".
+func mkfsData(ctx context.Context, img string) error {
+	if err := os.MkdirAll(filepath.Dir(img), 0o755); err != nil {
+		return err
+	}
+	os.Remove(img)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "data", img, "16M").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mkfs.ext4 -L data %s: %w\n%s", img, err, out)
+	}
+	return nil
 }
 
 // runInteractive boots with the terminal as the serial console (qemu's

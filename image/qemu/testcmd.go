@@ -18,9 +18,18 @@ const (
 	bootRaspi3b  = "raspi3b"
 	bootSelftest = "virt-selftest"
 	bootDisk     = "virt-disk"
+	// On virt, with softdog as the hardware watchdog and a configuration
+	// of their own (guest/NAME/, extraConfigs).
+	bootWatchdogHealthy = "watchdog-healthy"
+	bootWatchdogWedged  = "watchdog-wedged"
+	// Three runs on one data disk: the failed-boot counter and safe mode.
+	bootWatchdogBootloop = "watchdog-bootloop"
 )
 
-var allBoots = []string{bootVirt, bootRaspi3b, bootSelftest, bootDisk}
+var allBoots = []string{bootVirt, bootRaspi3b, bootSelftest, bootDisk, bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop}
+
+// bootloopRuns: boot_limit (2) failed boots, then the safe mode boot.
+const bootloopRuns = 3
 
 // Hard timeouts, per boot. Measured on the 2-core build machine: virt,
 // raspi3b and virt-disk take 12-17 s, the selftest 60-95 s (its test
@@ -30,6 +39,11 @@ var bootTimeouts = map[string]time.Duration{
 	bootRaspi3b:  120 * time.Second,
 	bootSelftest: 9 * time.Minute,
 	bootDisk:     90 * time.Second,
+	// 18-22 s (12 s of it held on purpose) and 12-16 s.
+	bootWatchdogHealthy: 60 * time.Second,
+	bootWatchdogWedged:  60 * time.Second,
+	// Each run: 7-10 s.
+	bootWatchdogBootloop: 60 * time.Second,
 }
 
 type testOptions struct {
@@ -43,21 +57,25 @@ type testOptions struct {
 
 // spec returns the qemu run for one of the test boots.
 func (o testOptions) spec(l layout, name string, out io.Writer) bootSpec {
+	corralArgs := " -- --log-format=json"
+	if contains(extraConfigs, name) {
+		corralArgs += " --config=/" + imgEtcFor(name)
+	}
 	s := bootSpec{
 		Name:    name,
 		Machine: machineVirt,
 		Kernel:  l.path(outVmlinuz),
 		DTB:     l.path(outDTB),
 		Initrd:  l.path(outInitramfs),
-		Cmdline: baseCmdline + " corral.test=" + name + " -- --log-format=json",
+		Cmdline: baseCmdline + " corral.test=" + name + corralArgs,
 		Timeout: time.Duration(float64(bootTimeouts[name]) * o.scale),
 		Log:     filepath.Join(l.out, "logs", logName(name)),
 		Out:     out,
 		Echo:    echoFilter(o.verbose),
 		Abort:   abortOn,
 	}
-	if o.shim && (name == bootVirt || name == bootRaspi3b) {
-		s.Cmdline = baseCmdline + " rdinit=/" + imgShim + " corral.test=" + name + " -- --log-format=json"
+	if o.shim && name != bootSelftest && name != bootDisk {
+		s.Cmdline = baseCmdline + " rdinit=/" + imgShim + " corral.test=" + name + corralArgs
 	}
 	switch name {
 	case bootRaspi3b:
@@ -67,6 +85,8 @@ func (o testOptions) spec(l layout, name string, out io.Writer) bootSpec {
 	case bootDisk:
 		s.Initrd = l.path(outStage)
 		s.Drive = l.path(outRootExt4)
+	case bootWatchdogBootloop:
+		s.Drive, s.DataDisk, s.Runs = l.path(outBootloopData), true, bootloopRuns
 	}
 	return s
 }
@@ -76,6 +96,8 @@ func logName(boot string) string {
 	switch boot {
 	case bootVirt, bootRaspi3b:
 		return boot + "-initramfs.log"
+	case bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop:
+		return "virt-" + boot + ".log"
 	}
 	return boot + ".log"
 }
@@ -93,8 +115,8 @@ func echoFilter(verbose bool) func(Line) bool {
 				return true
 			}
 		}
-		for _, p := range []string{"QEMU-CHECK:", "SELFTEST", "--- FAIL", "--- SKIP", "panic", "Kernel panic", "reboot: "} {
-			if strings.HasPrefix(strings.TrimSpace(msg), p) || strings.Contains(l.Text, "Kernel panic") {
+		for _, p := range []string{"QEMU-CHECK:", "WATCHDOG-CHECK:", "watchdog: ", "SELFTEST", "--- FAIL", "--- SKIP", "panic", "Kernel panic", "reboot: "} {
+			if strings.HasPrefix(strings.TrimSpace(msg), p) || strings.Contains(l.Text, "Kernel panic") || strings.Contains(l.Text, "softdog: Initiating") {
 				return true
 			}
 		}
@@ -132,6 +154,43 @@ func servicesOf(etc string) ([]svcInfo, error) {
 	return out, nil
 }
 
+// watchdogTimeout reads [watchdog] timeout from an /etc/corral tree of the
+// image: the watchdog boots' markers measure against it.
+func watchdogTimeout(etc string) (time.Duration, error) {
+	var f struct {
+		Watchdog struct {
+			Timeout string `toml:"timeout"`
+		} `toml:"watchdog"`
+	}
+	path := filepath.Join(etc, "corral.toml")
+	if _, err := toml.DecodeFile(path, &f); err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	d, err := time.ParseDuration(f.Watchdog.Timeout)
+	if err != nil {
+		return 0, fmt.Errorf("%s: [watchdog] timeout: %w", path, err)
+	}
+	return d, nil
+}
+
+// markersFor is the markers table of one boot.
+func markersFor(l layout, boot string, services []svcInfo) ([]marker, error) {
+	switch boot {
+	case bootSelftest:
+		return selftestMarkers(), nil
+	case bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop:
+		timeout, err := watchdogTimeout(filepath.Join(l.path(outRootfs), imgEtcFor(boot)))
+		if err != nil {
+			return nil, err
+		}
+		if boot == bootWatchdogBootloop {
+			return bootloopMarkers(timeout), nil
+		}
+		return watchdogMarkers(timeout), nil
+	}
+	return bootMarkers(services), nil
+}
+
 // bootOutcome is one boot's verdict.
 type bootOutcome struct {
 	Name    string
@@ -164,10 +223,15 @@ func cmdTest(ctx context.Context, l layout, o testOptions, log *stepLog, out io.
 		if ctx.Err() != nil {
 			break
 		}
+		markers, err := markersFor(l, name, services)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "qemu:", err)
+			return 1
+		}
 		spec := o.spec(l, name, out)
 		log.note("boot %s: %s, timeout %s, console log %s", name, describe(spec), spec.Timeout, rel(spec.Log))
-		run := runBoot(ctx, spec)
-		oc := report(out, spec, run, services)
+		run := runBoots(ctx, spec)
+		oc := report(out, spec, run, markers)
 		outcomes = append(outcomes, oc)
 		if run.Err != nil && ctx.Err() != nil {
 			break
@@ -181,7 +245,7 @@ func cmdTest(ctx context.Context, l layout, o testOptions, log *stepLog, out io.
 		if len(oc.Failed) > 0 || oc.Err != "" {
 			verdict, failed = "FAIL", true
 		}
-		fmt.Fprintf(out, "  %-14s %s  %6.1fs  %d passed", oc.Name, verdict, oc.Elapsed.Seconds(), oc.Passed)
+		fmt.Fprintf(out, "  %-16s %s  %6.1fs  %d passed", oc.Name, verdict, oc.Elapsed.Seconds(), oc.Passed)
 		if n := len(oc.Failed); n > 0 {
 			shown := oc.Failed
 			if n > 4 {
@@ -211,18 +275,19 @@ func describe(s bootSpec) string {
 	} else {
 		d += ", " + filepath.Base(s.Initrd)
 	}
+	if s.DataDisk {
+		d += " (made fresh)"
+	}
+	if s.Runs > 1 {
+		d += fmt.Sprintf(", %d runs", s.Runs)
+	}
 	return d
 }
 
 // report evaluates one boot and prints its assertions and timeline.
-func report(out io.Writer, spec bootSpec, run *bootRun, services []svcInfo) bootOutcome {
+func report(out io.Writer, spec bootSpec, run *bootRun, markers []marker) bootOutcome {
 	oc := bootOutcome{Name: spec.Name, Elapsed: run.Elapsed}
-	var results []result
-	if spec.Name == bootSelftest {
-		results = evaluate(selftestMarkers(), run.Lines, spec.Name)
-	} else {
-		results = evaluate(bootMarkers(services), run.Lines, spec.Name)
-	}
+	results := evaluate(markers, run.Lines, spec.Name)
 	fmt.Fprintf(out, "\nboot %s: qemu ran %.1fs", spec.Name, run.Elapsed.Seconds())
 	switch {
 	case run.Err != nil:

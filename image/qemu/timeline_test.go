@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +52,34 @@ func TestTimeline(t *testing.T) {
 		if !strings.Contains(out, s) {
 			t.Errorf("timeline lacks %q:\n%s", s, out)
 		}
+	}
+}
+
+func TestJoinRuns(t *testing.T) {
+	run := func(exit int, at ...float64) *bootRun {
+		r := &bootRun{ExitCode: exit, Elapsed: 10 * time.Second}
+		for _, s := range at {
+			r.Lines = append(r.Lines, parseLine(time.Duration(s*float64(time.Second)), "x"))
+		}
+		return r
+	}
+	all := &bootRun{}
+	if !all.join(run(0, 1, 9), 1, 3) || !all.join(run(0, 2), 2, 3) {
+		t.Fatal("a run that exited 0 stopped the runs")
+	}
+	var got []string
+	for _, l := range all.Lines {
+		got = append(got, fmt.Sprintf("%.0f %s", l.At.Seconds(), l.Text))
+	}
+	want := []string{"1 x", "9 x", "10 " + runLine(2, 3), "12 x"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || all.Elapsed != 20*time.Second {
+		t.Errorf("got %q after %s, want %q after 20s", got, all.Elapsed, want)
+	}
+	if all.join(run(1), 3, 3) || all.ExitCode != 1 || all.Err != nil {
+		t.Errorf("the last run exited 1: got ok, exit %d, err %v; want the exit status, no error", all.ExitCode, all.Err)
+	}
+	mid := &bootRun{}
+	if mid.join(run(1), 1, 3) || mid.Err == nil || !strings.Contains(mid.Err.Error(), "run 1 of 3") {
+		t.Errorf("a middle run exited 1: err %v", mid.Err)
 	}
 }

@@ -35,10 +35,21 @@ const (
 	imgLibexec   = "usr/libexec/corral"
 	imgTests     = "usr/libexec/corral/tests"
 	imgCheck     = "usr/libexec/corral/qemu-check.sh"
+	imgWDCheck   = "usr/libexec/corral/watchdog-check.sh"
+	imgLoopCheck = "usr/libexec/corral/bootloop-check.sh"
 	imgSelftest  = "selftest"
 	imgShim      = "tmpfs-root"
 	imgEtcCorral = "etc/corral"
 )
+
+// extraConfigs are the guest configurations of the boots that need their
+// own instead of /etc/corral: guest/NAME/ (a corral.toml and services/)
+// is installed as /etc/corral-NAME, which the boot selects with --config
+// on the kernel command line. Their modules are in the image too.
+var extraConfigs = []string{bootWatchdogHealthy, bootWatchdogWedged, bootWatchdogBootloop}
+
+// imgEtcFor is where the configuration of guest/NAME/ is in the image.
+func imgEtcFor(name string) string { return "etc/corral-" + name }
 
 // consoleNode is /dev/console, which the kernel opens for init.
 var consoleNode = cpioNode{Name: "dev/console", Perm: 0o600, Major: 5, Minor: 1}
@@ -101,6 +112,8 @@ func assembleMain(dir string, in *imageInputs) error {
 		{in.Bins.Hello, imgLibexec + "/hello", 0o755},
 		{in.Bins.Payload, imgLibexec + "/corral-payload", 0o755},
 		{filepath.Join(in.Guest, "qemu-check.sh"), imgCheck, 0o755},
+		{filepath.Join(in.Guest, "watchdog-check.sh"), imgWDCheck, 0o755},
+		{filepath.Join(in.Guest, "bootloop-check.sh"), imgLoopCheck, 0o755},
 		{filepath.Join(in.Guest, "selftest"), imgSelftest, 0o755},
 		{filepath.Join(in.Guest, imgShim), imgShim, 0o755},
 		{in.Deb.busybox(), "bin/busybox", 0o755},
@@ -120,6 +133,11 @@ func assembleMain(dir string, in *imageInputs) error {
 	}
 	if err := installEtcCorral(filepath.Join(dir, imgEtcCorral), in); err != nil {
 		return err
+	}
+	for _, name := range extraConfigs {
+		if err := copyDir(filepath.Join(in.Guest, name), filepath.Join(dir, imgEtcFor(name))); err != nil {
+			return fmt.Errorf("install guest/%s: %w", name, err)
+		}
 	}
 	if err := writeEtc(dir, in.Hostname); err != nil {
 		return err

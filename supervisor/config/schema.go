@@ -99,8 +99,9 @@ type watchdogTable struct {
 	// Timeout is set on the device; the board resets this long after the
 	// last pet. Default "15s" (about the bcm2835's maximum).
 	Timeout duration `toml:"timeout"`
-	// BootLimit: after this many boots in a row that did not reach "every
-	// critical service ready", only safe_mode services start. 0 = never.
+	// BootLimit: after this many boots in a row that did not keep every
+	// critical service up (ready, then no restart for its stable_after),
+	// only safe_mode services start. 0 = never.
 	// Counted in /data/corral/failed-boots when /data is mounted, else in
 	// /run (which does not survive a reboot). Default 3.
 	BootLimit int `toml:"boot_limit"`
