@@ -278,6 +278,8 @@ func bootMarkers(services []svcInfo) []marker {
 		{Name: mkBye, After: mkShutdown, JSON: []matcher{eq("message", "bye")}, Timeline: "corral said bye"},
 		{Name: "the kernel powered down", On: []string{"virt", "virt-disk"}, After: mkBye, Plain: "reboot: Power down", Timeline: "kernel powered down"},
 		{Name: "the kernel restarted (watchdog)", On: []string{"raspi3b"}, After: mkBye, Plain: "reboot: Restarting system", Timeline: "kernel restarting"},
+		// A panic that PID 1 recovered from is still a bug.
+		{Name: "corral never crashed", Eval: never(marker{JSON: []matcher{eq("message", "corral crashed")}})},
 	}...)
 	return ms
 }
