@@ -294,6 +294,7 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	bootCtx, bootDone := context.WithCancel(context.Background())
 	defer bootDone()
 	go waitGoodBoot(bootCtx, m, cfg, sup, critical, held != nil, bc, log)
+	go settleBoot(bootCtx, sup, log)
 	wd := startWatchdog(m, cfg, sup, critical, log)
 
 	reload := func(ctx context.Context, dry bool) (supervisor.Plan, error) {
@@ -389,6 +390,31 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		finalShutdown(action, log, ls)
 	}
 	return 0
+}
+
+// settleBoot waits for the start wave to be over (every service launched
+// at least once and none still starting; at most a minute) and then hands
+// the wave's garbage back to the kernel: decoding the config, building
+// namespaces and the first log lines leave a heap about twice what corral
+// keeps, and on a small board that memory belongs to the services, not to
+// a heap that would only be collected at the next forced GC.
+func settleBoot(ctx context.Context, sup *supervisor.Supervisor, log zerolog.Logger) {
+	t0 := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	settled := sup.Wait(wctx, func(ss []supervisor.Snapshot) bool {
+		for _, s := range ss {
+			if s.State == supervisor.Starting || s.Boot.Started.IsZero() && s.State != supervisor.Failed {
+				return false
+			}
+		}
+		return true
+	}) == nil
+	if ctx.Err() != nil {
+		return
+	}
+	debug.FreeOSMemory()
+	log.Debug().Bool("settled", settled).Dur("after", time.Since(t0)).Msg("start wave over: returned its memory to the kernel")
 }
 
 // waitGoodBoot resets the failed-boot counter once the boot is good: every
