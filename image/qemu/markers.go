@@ -262,6 +262,8 @@ func bootMarkers(services []svcInfo) []marker {
 		{Name: "check fetched web's page across the bridge",
 			JSON: []matcher{eq("svc", "check"), eq("output", true), has("message", "check: web page fetched across the bridge")}, Timeline: "check fetched the page"},
 		{Name: "check is done", JSON: []matcher{eq("svc", "check"), eq("to", "done")}},
+		{Name: "web was reached through its port forward (10.88.0.1:8080 → 10.88.0.10:80)",
+			JSON: []matcher{eq("svc", "qemu-check"), has("message", "QEMU-CHECK: ok web through its port forward")}, Timeline: "port forward reached"},
 		{Name: "hog was oom-killed under its memory limit",
 			JSON: []matcher{eq("svc", "hog"), eq("to", "backoff"), has("message", "oom-killed")}, Timeline: "hog oom-killed"},
 		{Name: "forkbomb was stopped by its pids limit (< 32 children)",

@@ -211,6 +211,7 @@ func goodBoot() []string {
 		`{"svc":"check","output":true,"message":"check: web page fetched across the bridge"}`,
 		tr("check", "running", "done"),
 		tr("qemu-check", "starting", "running"),
+		`{"svc":"qemu-check","output":true,"message":"QEMU-CHECK: ok web through its port forward (10.88.0.1:8080) (after 0s more)"}`,
 		`{"svc":"hello","from":"running","to":"starting","event":"exited","message":"starting: killed by SIGKILL"}`,
 		`{"svc":"hello","from":"starting","to":"running","event":"ready","message":"running: READY=1"}`,
 		`{"svc":"qemu-check","output":true,"message":"QEMU-CHECK: kill ok: hello restarts 0 -> 1"}`,

@@ -33,6 +33,10 @@ state_is() { [ "$(field "$1" state)" = "$2" ]; }
 restarts_over() { r=$(field "$1" restarts); [ "${r:-0}" -gt "$2" ]; }
 oom_killed() { c status --json hog 2>/dev/null | grep -q oom-killed; }
 forkbomb_said() { c logs -n 1000 forkbomb 2>/dev/null | grep -q 'payload: forked'; }
+# web's published port, from the appliance itself: the bridge's address is
+# one of the appliance's, and 8080 there is DNATed to web's port 80.
+# (Debian's static busybox wget crashes with -T: timeout bounds it.)
+forwarded() { /bin/busybox timeout 5 /bin/busybox wget -q -O - http://10.88.0.1:8080/ 2>/dev/null | grep -q 'Hello from corral'; }
 api_up() { c status >/dev/null 2>&1; }
 back_running() { restarts_over hello "$1" && state_is hello running; }
 
@@ -58,6 +62,7 @@ wait_for "API answers" api_up
 wait_for "hello running" state_is hello running
 wait_for "web running" state_is web running
 wait_for "check done" state_is check "done"
+wait_for "web through its port forward (10.88.0.1:8080)" forwarded
 wait_for "hog oom-killed" oom_killed
 wait_for "flaky restarted" restarts_over flaky 0
 if wait_for "forkbomb reported" forkbomb_said; then
