@@ -730,3 +730,5 @@ func benchSize(t *testing.T) []row {
 	st, _ := os.Stat(out)
 	return []row{{Name: "binary size, static arm64 (-s -w)", Unit: "MB", Corral: float64(st.Size()) / (1 << 20)}}
 }
+
+func TestMain(m *testing.M) { testutil.Main(m) }

@@ -357,3 +357,5 @@ func TestVanishedSubtreeIsMadeAgain(t *testing.T) {
 		t.Fatalf("start after the subtree vanished: %v %s %q", err, x.Reason(), out)
 	}
 }
+
+func TestMain(m *testing.M) { testutil.Main(m) }

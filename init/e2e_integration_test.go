@@ -564,3 +564,5 @@ func TestKillRestartsPerPolicy(t *testing.T) {
 		t.Errorf("kill with a bad signal: %v", err)
 	}
 }
+
+func TestMain(m *testing.M) { testutil.Main(m) }

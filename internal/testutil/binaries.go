@@ -46,6 +46,17 @@ func Binaries(t testing.TB) (corral, payload string) {
 	return filepath.Join(builtDir, "corral"), filepath.Join(builtDir, "corral-payload")
 }
 
+// Main runs a package's tests (call it from TestMain) and then removes the
+// binaries Binaries built, so that a run without CORRAL_BIN leaves no
+// directory behind in /tmp.
+func Main(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
 type buildError struct {
 	pkg, out string
 	err      error
