@@ -602,3 +602,23 @@ func TestForwardingReachesAnUplinkThatCameLater(t *testing.T) {
 		t.Errorf("forwarding after the last release: %v", got)
 	}
 }
+
+// TestFirewallForManyServices: one transaction with thousands of rules.
+// The kernel acknowledges every message of the batch before corral reads
+// any; with the default receive buffer the acks of a few hundred services
+// overflowed it (ENOBUFS) and the bridge network was refused.
+func TestFirewallForManyServices(t *testing.T) {
+	sup := testutil.NewNetNS(t)
+	var eps []cnet.Endpoint
+	for i := range 1000 {
+		e := cnet.Endpoint{Name: fmt.Sprintf("s%04d", i), Addr: netip.AddrFrom4([4]byte{10, 100, byte(i / 250), byte(1 + i%250)})}
+		if i > 0 {
+			e.Peers = []string{eps[i-1].Name}
+		}
+		eps = append(eps, e)
+	}
+	setupWith(t, sup, cnet.Options{Firewall: &cnet.Firewall{Endpoints: eps}})
+	if got := ruleCount(t, sup); got < 3000 {
+		t.Errorf("%d rules for 1000 services, want at least 3000", got)
+	}
+}

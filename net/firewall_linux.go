@@ -8,6 +8,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,14 +31,44 @@ type nftConn interface {
 // dialNFT opens an nftables connection in the calling thread's network
 // namespace, for good: a conn that is not lasting would open a new socket
 // on every Flush, in whatever namespace the calling thread is in then.
+//
+// The firewall goes in as one batch of a few messages per service, and the
+// kernel acknowledges each before corral reads any: the default socket
+// buffers (rmem/wmem_default, about 208 KiB) refuse the batch (EMSGSIZE)
+// or drop acks (ENOBUFS) from a few hundred services on. The buffers are
+// raised past the sysctl caps (root may); memory is only used while a
+// batch is in flight.
 func dialNFT() (nftConn, error) {
-	c, err := nftables.New(nftables.AsLasting())
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))
 	if err != nil {
 		// Not c: a nil *Conn in the interface is not a nil nftConn, and
 		// the undo path would call CloseLasting on it.
 		return nil, err
 	}
 	return c, nil
+}
+
+// nftBuffer is the send and receive buffer of the nftables socket: room
+// for the batch and the acks of several thousand rules.
+const nftBuffer = 32 << 20
+
+func bigBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for _, o := range []struct{ force, plain int }{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.force, nftBuffer) != nil {
+				// Without CAP_NET_ADMIN: as much as the sysctl caps allow.
+				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.plain, nftBuffer))
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func nftFamily(f family) nftables.TableFamily {
