@@ -261,7 +261,11 @@ func render(rows []row) string {
 		if r.Note != "" {
 			name += " (" + r.Note + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, num(r.Corral, r.Unit), orDash(strings.Join(refs, ", ")),
+		value := num(r.Corral, r.Unit)
+		if strings.HasPrefix(r.Note, "skipped") {
+			value = "-"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, value, orDash(strings.Join(refs, ", ")),
 			orDash(strings.Join(ratios, ", ")), orDash(r.Goal), orDash(r.Met))
 	}
 	return b.String()
@@ -648,8 +652,12 @@ func benchOneshot(t *testing.T) []row {
 		if idle > 0 {
 			label = "after 0.2 s idle"
 		}
-		rows = append(rows, row{Name: "one-shot /bin/true, 5 namespaces, memory+pids limits, " + label, Unit: "ms", Corral: m,
-			Refs: []ref{{"crun", crun}, {"runc", median(times["runc"])}}, Goal: "≤ 0.5× crun warm", Met: met(idle > 0 || m <= crun/2)})
+		r := row{Name: "one-shot /bin/true, 5 namespaces, memory+pids limits, " + label, Unit: "ms", Corral: m,
+			Refs: []ref{{"crun", crun}, {"runc", median(times["runc"])}}}
+		if idle == 0 { // the goal is for the warm start only
+			r.Goal, r.Met = "≤ 0.5× crun warm", met(m <= crun/2)
+		}
+		rows = append(rows, r)
 	}
 	return rows
 }
