@@ -189,12 +189,15 @@ func (s *sv) stop() {
 	if s.cmd.Process == nil {
 		return
 	}
-	// The whole process group: the scanner, its supervisors, their services.
+	// The whole process group: the scanner and its supervisors. s6-supervise
+	// starts each service in a session of its own, out of that group: those
+	// are killed by pid, listed before their supervisors die.
+	services := s.servicePids()
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	for _, d := range children(1, "") {
-		_ = d // services re-parented to PID 1 were in our group: killed above
+	for _, p := range services {
+		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
+	_ = s.cmd.Wait()
 }
 
 // supervisors lists the per-service supervisor processes.
