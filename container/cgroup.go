@@ -234,6 +234,14 @@ func (c *Cgroups) Root() string {
 	return ""
 }
 
+// Lock claims corral's subtree for this supervisor: ErrLocked means a
+// live corral uses it, and Sweep would kill that corral's services. One
+// directory stands for the subtree (Root); on v1 every corral picks the
+// same hierarchy for it.
+func (c *Cgroups) Lock() error {
+	return LockDir(c.Root())
+}
+
 // RemoveRoot removes corral's (empty) subtree at shutdown.
 func (c *Cgroups) RemoveRoot() error {
 	var errs []error

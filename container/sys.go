@@ -41,3 +41,26 @@ func openDir(path string) (int, error) {
 func closeFD(fd int) { _ = syscall.Close(fd) }
 
 func killPid(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// ErrLocked is LockDir's answer when another process holds the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// LockDir takes an exclusive flock(2) on a directory, held until the
+// process exits or execs (the descriptor is close-on-exec). The lock is on
+// the inode, so it holds across mount and pid namespaces: two supervisors
+// on one cgroup subtree or one state directory see each other whatever
+// namespaces they were started in.
+func LockDir(path string) error {
+	fd, err := openDir(path)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		syscall.Close(fd)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return ErrLocked
+		}
+		return err
+	}
+	return nil // fd stays open: it is the lock
+}

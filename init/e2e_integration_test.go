@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -566,3 +567,57 @@ func TestKillRestartsPerPolicy(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { testutil.Main(m) }
+
+// A second corral, started by hand by mistake, must not sweep a live
+// corral's services as leftovers nor take over its control socket.
+func TestSecondCorralLeavesTheFirstAlone(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		"victim": payloadExec(t, "trap-term", "1h") + "[network]\nmode = \"none\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	c.WaitFor(20*time.Second, "victim running", running("victim"))
+	before := mainHostPid(t, c, "victim")
+	bin, _ := testutil.Binaries(t)
+	empty := testutil.WriteConfig(t, "", map[string]string{})
+	for _, tc := range []struct{ name, prefix, stateDir, want string }{
+		{"same cgroup prefix", c.Prefix, t.TempDir(), "another corral is running in this cgroup subtree"},
+		{"same state directory", c.Prefix + "-other", filepath.Dir(c.Socket()), "another corral is running with this state directory"},
+	} {
+		// Supervisor mode (not PID 1), on the host's namespaces; it must
+		// stop before its network or its cgroups. If it does not, the
+		// timeout ends it and the checks below fail.
+		cmd := exec.Command(bin, "--config", empty, "--log-format", "json", "--cgroup-prefix", tc.prefix, "--state-dir", tc.stateDir)
+		out, err := runFor(cmd, 20*time.Second)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: second corral: %v (want exit 1 and %q):\n%s", tc.name, err, tc.want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(c.Socket()), "corral.sock")); err != nil {
+		t.Errorf("first corral's socket: %v", err)
+	}
+	rep, err := c.Client.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := testutil.Svc(rep, "victim"); s.State.String() != "running" || s.Restarts != 0 {
+		t.Errorf("victim after the second corral: %s, %d restarts", s.State, s.Restarts)
+	}
+	if after := mainHostPid(t, c, "victim"); after != before {
+		t.Errorf("victim's main process %d became %d", before, after)
+	}
+}
+
+// runFor runs cmd, killing it (and only it) after d; its combined output.
+func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	timer := time.AfterFunc(d, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	return out.String(), err
+}

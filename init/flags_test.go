@@ -20,3 +20,21 @@ func TestParseBootFlagsSkipsOnlyWhatIsBad(t *testing.T) {
 		t.Errorf("boot --config=: %+v %v", f, bad)
 	}
 }
+
+func TestCommandFirstAfterFlags(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"--json status", "status --json"},
+		{"--socket /x status web", "status --socket /x web"},
+		{"--socket=/x --json logs -f", "logs --socket=/x --json -f"},
+		{"status --json", "status --json"},
+		{"--config /etc/corral", "--config /etc/corral"},
+		{"--bogus splash status", "status --bogus splash"}, // status then refuses --bogus
+		{"--json splash", "--json splash"},                 // no command: the supervisor refuses it
+		{"-- status", "-- status"},
+		{"", ""},
+	} {
+		if got := strings.Join(commandFirst(strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -45,6 +45,9 @@ func main() {
 			return
 		}
 	}
+	if os.Getpid() != 1 && filepath.Base(os.Args[0]) != "init" {
+		args = commandFirst(args)
+	}
 	if os.Getpid() == 1 || filepath.Base(os.Args[0]) == "init" || len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		boot(args)
 		return
@@ -85,6 +88,37 @@ func main() {
 		code = 2
 	}
 	os.Exit(code)
+}
+
+// commands are the CLI's command words (boot aside).
+var commands = map[string]bool{
+	"check": true, "status": true, "start": true, "stop": true, "restart": true,
+	"reload": true, "events": true, "analyze": true, "run": true, "kill": true,
+	"logs": true, "reboot": true, "poweroff": true, "halt": true, "version": true, "help": true,
+}
+
+// commandFirst moves a command word that follows flags to the front, so
+// that "corral --json status" is "corral status --json", and not a second
+// supervisor started over the first. A word right after a flag without
+// "=" may be that flag's value ("--socket /x status"); any other word that
+// is not a command ends the search.
+func commandFirst(args []string) []string {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return args
+		case strings.HasPrefix(a, "-"):
+			continue
+		case commands[a]:
+			if i == 0 {
+				return args
+			}
+			return append(append([]string{a}, args[:i]...), args[i+1:]...)
+		case i == 0 || !strings.HasPrefix(args[i-1], "-") || strings.Contains(args[i-1], "="):
+			return args
+		}
+	}
+	return args
 }
 
 func usage(w *os.File) {

@@ -85,6 +85,16 @@ var processStart = time.Now()
 func boot(args []string) {
 	m := detectMode()
 	flags, badArgs := parseBootFlags(args)
+	if m == modeSupervisor && len(badArgs) > 0 {
+		// Only PID 1 boots over a bad command line (the kernel's stray
+		// words); a supervisor started by hand says no, before touching
+		// anything, so a mistyped command cannot start a second corral.
+		for _, b := range badArgs {
+			fmt.Fprintln(os.Stderr, "corral: "+strings.TrimPrefix(b, "ignored "))
+		}
+		fmt.Fprintln(os.Stderr, "corral: not starting the supervisor with a bad command line; corral help lists the commands")
+		os.Exit(2)
+	}
 	// A first logger for early boot; the config may change its level.
 	ls := newLogger(os.Stderr, flags.logFormat, flags.logLevel)
 	log := ls.log
@@ -215,6 +225,18 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 	if err := os.MkdirAll(flags.stateDir, 0o711); err != nil {
 		log.Error().Err(err).Msg("create state directory")
 	}
+	// A second supervisor on the same state directory would take over the
+	// control socket of a live one; on the same cgroup subtree (below) it
+	// would kill that one's services as "left over". Refuse, unless this
+	// is the machine's init, which boots whatever else is wrong.
+	if err := container.LockDir(flags.stateDir); errors.Is(err, container.ErrLocked) {
+		log.Error().Str("state_dir", flags.stateDir).Msg("another corral is running with this state directory; not starting a second one over it (use --state-dir, or stop the other)")
+		if m != modeMachine {
+			return 1
+		}
+	} else if err != nil {
+		log.Warn().Err(err).Str("state_dir", flags.stateDir).Msg("cannot lock the state directory; a second corral would not be noticed")
+	}
 	staging := filepath.Join(flags.stateDir, "staging")
 	_ = os.Chmod(flags.stateDir, 0o711)
 	if err := os.MkdirAll(staging, 0o711); err != nil {
@@ -235,7 +257,22 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		ev.Msg("cgroups " + cg.Version.String())
 		// Before the network: a killed corral's services must be gone
 		// (and their namespaces with their veths) before anything starts.
-		swept, err := cg.Sweep()
+		// But only a dead corral's: a live one holds the subtree's lock.
+		var swept []string
+		err := cg.Lock()
+		switch {
+		case errors.Is(err, container.ErrLocked):
+			log.Error().Str("cgroup", cg.Root()).Str("cgroup_prefix", flags.cgPrefix).Msg("another corral is running in this cgroup subtree; not starting a second one, which would kill its services (use --cgroup-prefix, or stop the other)")
+			if m != modeMachine {
+				return 1
+			}
+			err = nil // the machine's init boots anyway, and sweeps nothing
+		case err != nil:
+			log.Warn().Err(err).Str("cgroup", cg.Root()).Msg("cannot lock the cgroup subtree; a second corral would not be noticed")
+			fallthrough
+		default:
+			swept, err = cg.Sweep()
+		}
 		if len(swept) > 0 || err != nil {
 			ev := log.Warn()
 			if err != nil {
