@@ -503,6 +503,13 @@ burst = 2000
 	if dropped == 0 {
 		t.Errorf("no \"dropped N lines\" note in flood's log:\n%v", flood.Lines[max(0, len(flood.Lines)-5):])
 	}
+	// The console echoes only what the rate limit let through: never more
+	// lines than the log kept (300000 lines and "flood done" sent, of which
+	// dropped were not).
+	echoed := strings.Count(c.Log(), `"svc":"flood","output":true,`)
+	if echoed == 0 || echoed > 300001-dropped {
+		t.Errorf("the console echoed %d of flood's lines; the log dropped %d of 300000", echoed, dropped)
+	}
 	// The supervisor's memory stays bounded.
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
 	if m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status); m == nil {

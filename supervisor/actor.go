@@ -586,8 +586,9 @@ func (a *actor) launch() {
 			}
 		},
 		OnOutput: func(text string, partial bool) {
-			a.logs.Line(time.Now(), text, partial)
-			if a.output != nil {
+			// The console gets what the log keeps: a line the rate limit
+			// dropped must not flood the console (and its disk) instead.
+			if a.logs.Line(time.Now(), text, partial) && a.output != nil {
 				a.output(a.def.Name, text, partial)
 			}
 		},

@@ -226,11 +226,11 @@ func (s *Stream) Dropped() (rate, file uint64) { return s.rateTotal.Load(), s.fi
 func (s *Stream) Lines() uint64 { return s.linesTotal.Load() }
 
 // Line records one line of output.
-func (s *Stream) Line(t time.Time, text string, partial bool) {
-	s.lineAt(t, text, partial, SevInfo)
+func (s *Stream) Line(t time.Time, text string, partial bool) bool {
+	return s.lineAt(t, text, partial, SevInfo)
 }
 
-func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
+func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.limited {
@@ -246,7 +246,7 @@ func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
 				// from now (a one-shot timer, only while dropping).
 				s.announce = time.AfterFunc(time.Second, s.announceLater)
 			}
-			return
+			return false
 		}
 		s.tokens--
 	}
@@ -263,12 +263,19 @@ func (s *Stream) lineAt(t time.Time, text string, partial bool, sev int) {
 	if r := s.remote; r != nil {
 		r.Send(s.name, t, sev, text)
 	}
+	return true
 }
 
 func (s *Stream) announceLater() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.announce = nil
+	// A line may have announced since this timer was set: at most one
+	// note a second.
+	if wait := time.Second - time.Since(s.announced); wait > 0 && s.rateDrops > 0 {
+		s.announce = time.AfterFunc(wait, s.announceLater)
+		return
+	}
 	s.announceLocked(time.Now())
 }
 

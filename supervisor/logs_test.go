@@ -48,6 +48,44 @@ func TestRateLimitDropsAndAnnounces(t *testing.T) {
 	}
 }
 
+// Line says whether it kept the line (the console echoes only those), and
+// a flood gets at most one note a second, from lines or from the timer.
+func TestFloodNotesAtMostOnceASecond(t *testing.T) {
+	l := NewLogs(LogOptions{Rate: 200, Burst: 10, Log: zerolog.Nop()})
+	s := l.Stream("flood")
+	kept, sent := 0, 0
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); sent++ {
+		if s.Line(time.Now(), "spam", false) {
+			kept++
+		}
+		if sent%64 == 0 {
+			time.Sleep(time.Millisecond) // let the timer in now and then
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // the last note
+	var notes []time.Time
+	lines := 0
+	for _, ln := range s.Ring().Tail(0) {
+		if strings.HasPrefix(ln.Text, "corral: dropped") {
+			notes = append(notes, ln.Time)
+		} else {
+			lines++
+		}
+	}
+	rate, _ := s.Dropped()
+	if lines != kept || uint64(sent-kept) != rate || rate == 0 {
+		t.Errorf("sent %d, Line kept %d, the ring holds %d, dropped %d", sent, kept, lines, rate)
+	}
+	if len(notes) < 2 {
+		t.Fatalf("%d notes for a 2.5 s flood", len(notes))
+	}
+	for i := 1; i < len(notes); i++ {
+		if d := notes[i].Sub(notes[i-1]); d < 999*time.Millisecond {
+			t.Errorf("notes %d and %d only %v apart", i-1, i, d)
+		}
+	}
+}
+
 func TestDropsAreAnnouncedWhenTheFloodEnds(t *testing.T) {
 	l := NewLogs(LogOptions{Rate: 1, Burst: 1, Log: zerolog.Nop()})
 	s := l.Stream("x")
