@@ -188,6 +188,11 @@ type Memo struct {
 	Starts []time.Time
 	// ExecAt is when the current run exec'd (zero before exec).
 	ExecAt time.Time
+	// UpAt is when the current run became running: at exec, or at
+	// READY=1 for a notify service (zero before). Stability counts from
+	// here: a run that never got ready was a failed start, however long
+	// it waited.
+	UpAt time.Time
 	// AfterStop and StopReason are set when entering Stopping.
 	AfterStop  afterStop
 	StopReason string
@@ -256,11 +261,13 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 				return Result{To: Starting, Memo: m, Reason: "exec'd, waiting for READY=1",
 					Actions: []Action{{Kind: ActArmTimer, Timer: TimerStart, Delay: p.StartTimeout}}}, nil
 			}
+			m.UpAt = now
 			return Result{To: Running, Memo: m, Reason: "exec'd", Actions: armWatchdog(p)}, nil
 		case EvReady:
 			if !p.Notify {
 				return keep, nil
 			}
+			m.UpAt = now
 			return Result{To: Running, Memo: m, Reason: "READY=1", Actions: append([]Action{{Kind: ActCancelTimer}}, armWatchdog(p)...)}, nil
 		case EvExited:
 			// A notify service that exits before READY=1 failed to start,
@@ -403,12 +410,12 @@ func afterRun(p Policy, m Memo, now time.Time, success, permanent bool, why stri
 	case p.Restart == config.RestartOnFailure && success:
 		return Result{To: Done, Memo: m, Reason: why}
 	}
-	// A run that lasted longer than the stability window was not a crash
+	// A run that was up longer than the stability window was not a crash
 	// loop: reset the backoff and restart at once, with no timer in the way.
-	if !m.ExecAt.IsZero() && now.Sub(m.ExecAt) >= p.StableAfter {
-		ran := now.Sub(m.ExecAt).Round(time.Millisecond)
+	if !m.UpAt.IsZero() && now.Sub(m.UpAt) >= p.StableAfter {
+		ran := now.Sub(m.UpAt).Round(time.Millisecond)
 		m.Attempt, m.Starts = 0, nil
-		return launchResult(p, m, now, fmt.Sprintf("%s after %s; restarting at once", why, ran))
+		return launchResult(p, m, now, fmt.Sprintf("%s after %s up; restarting at once", why, ran))
 	}
 	m.Attempt++
 	m.Starts = pruneStarts(m.Starts, now, p)
@@ -423,7 +430,7 @@ func afterRun(p Policy, m Memo, now time.Time, success, permanent bool, why stri
 // launchResult moves to Starting and launches a new instance, recording
 // the start for the start limit.
 func launchResult(p Policy, m Memo, now time.Time, reason string) Result {
-	m.ExecAt = time.Time{}
+	m.ExecAt, m.UpAt = time.Time{}, time.Time{}
 	m.Starts = pruneStarts(append(slices.Clone(m.Starts), now), now, p)
 	// Launch comes last: it feeds the next event (exec, or setup failed)
 	// straight back into the machine, and that transition's actions must

@@ -185,10 +185,33 @@ func TestRestartPolicies(t *testing.T) {
 
 func TestStableRunRestartsAtOnce(t *testing.T) {
 	p := basePolicy()
-	m := Memo{Attempt: 4, ExecAt: t0.Add(-11 * time.Second), Starts: []time.Time{t0.Add(-20 * time.Second)}}
+	m := Memo{Attempt: 4, ExecAt: t0.Add(-11 * time.Second), UpAt: t0.Add(-11 * time.Second), Starts: []time.Time{t0.Add(-20 * time.Second)}}
 	r, _ := Transition(Running, crash, p, m, t0, 0)
 	if r.To != Starting || kinds(r.Actions) != "cancel-watchdog cancel-timer cleanup launch" || r.Memo.Attempt != 0 {
 		t.Errorf("got %s %q attempt %d, want an immediate relaunch with the counter reset", r.To, kinds(r.Actions), r.Memo.Attempt)
+	}
+}
+
+// A notify service that waits out start_timeout (longer than stable_after)
+// without READY=1 failed to start: it backs off, and the attempts count.
+func TestNeverReadyIsNotAStableRun(t *testing.T) {
+	p := basePolicy()
+	p.Notify, p.StartTimeout = true, 30*time.Second
+	m := Memo{Attempt: 2, ExecAt: t0.Add(-31 * time.Second)}
+	r, _ := Transition(Starting, ev(EvStartTimeout), p, m, t0, 0)
+	if r.To != Stopping {
+		t.Fatalf("start timeout: %s, want stopping", r.To)
+	}
+	r, _ = Transition(Stopping, crash, p, r.Memo, t0.Add(time.Second), 0)
+	if r.To != Backoff || r.Memo.Attempt != 3 {
+		t.Errorf("after a start that never got ready: %s, attempt %d (%q); want backoff, attempt 3", r.To, r.Memo.Attempt, r.Reason)
+	}
+	// Once ready, the same wait is a stable run.
+	m = Memo{Attempt: 2, ExecAt: t0.Add(-31 * time.Second)}
+	r, _ = Transition(Starting, ev(EvReady), p, m, t0.Add(-30*time.Second), 0)
+	r, _ = Transition(r.To, crash, p, r.Memo, t0, 0)
+	if r.To != Starting || r.Memo.Attempt != 0 {
+		t.Errorf("a crash 30 s after READY=1: %s, attempt %d; want an immediate restart", r.To, r.Memo.Attempt)
 	}
 }
 

@@ -60,8 +60,8 @@ type Service struct {
 	// consecutive failure, up to RestartDelayMax.
 	RestartDelay    time.Duration
 	RestartDelayMax time.Duration
-	// StableAfter: a run at least this long resets the backoff, and the
-	// service restarts at once.
+	// StableAfter: a run up (for notify: since READY=1) at least this
+	// long resets the backoff, and the service restarts at once.
 	StableAfter time.Duration
 	// StartLimitBurst is how many starts are allowed in StartLimitInterval
 	// before the service goes to Failed; 0 means no start limit.

@@ -237,8 +237,9 @@ type serviceFile struct {
 	// RestartDelayMax caps the backoff delay; at least restart_delay.
 	// Default "30s".
 	RestartDelayMax duration `toml:"restart_delay_max"`
-	// StableAfter: a run at least this long resets the backoff, and the
-	// service restarts at once. Must be more than 0. Default "10s".
+	// StableAfter: a run up (for notify: since READY=1) at least this
+	// long resets the backoff, and the service restarts at once. Must be
+	// more than 0. Default "10s".
 	StableAfter duration `toml:"stable_after"`
 	// StartLimitBurst is how many starts are allowed within
 	// start_limit_interval before the service is Failed. 0 means no limit:
