@@ -861,3 +861,72 @@ func TestReloadRefusesANetworkPlanItCannotApply(t *testing.T) {
 		t.Errorf("srv after the reload: pid %d (was %d), address %s", after.Pid, before, after.Address)
 	}
 }
+
+// A command that ignores SIGTERM (busybox sleep as PID 1 of its pid
+// namespace) is killed stop_timeout after corral run got the signal.
+func TestCorralRunKillsWhatIgnoresTheStopSignal(t *testing.T) {
+	// Not parallel: TestCorralRunWithoutARunningCorral checks that no
+	// corral-run-* cgroup is left, and this one's exists while it runs.
+	testutil.RequireRoot(t)
+	bin, _ := testutil.Binaries(t)
+	file := filepath.Join(t.TempDir(), "sleepy.toml")
+	body := "exec = [\"/bin/busybox\", \"sleep\", \"60\"]\nstop_timeout = \"1s\"\n[network]\nmode = \"none\"\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--timing", "--service", file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS}
+	var errb syncWriter
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errb.String(), "exec'd") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("never started:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		// A third signal makes corral run kill the container; SIGKILL
+		// to corral run alone would leave the container behind.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		t.Fatalf("corral run still running 30 s after SIGTERM:\n%s", errb.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(errb.String(), "SIGKILL in 1s") {
+		t.Errorf("want exit 137 after the note: %v\n%s", err, errb.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

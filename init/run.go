@@ -250,12 +250,20 @@ func runTransient(def *config.Service, timing bool) int {
 	}
 	var ex container.Exit
 	interrupts := 0
+	// A stop by signal ends as a service's does: SIGKILL after
+	// stop_timeout, for a command that ignores it (as PID 1 of its pid
+	// namespace it ignores every signal it has no handler for).
+	var killAfter <-chan time.Time
 wait:
 	for {
 		select {
 		case e := <-exited:
 			ex = e
 			break wait
+		case <-killAfter:
+			fmt.Fprintf(os.Stderr, "corral run: %s still running %s after the signal: SIGKILL\n", def.Name, def.StopTimeout)
+			_ = inst.Kill()
+			killAfter = nil
 		case t := <-ready:
 			if timing {
 				fmt.Fprintf(os.Stderr, "corral run: %s sent READY=1 %s after corral run started\n", def.Name, ms(t.Sub(processStart)))
@@ -267,6 +275,14 @@ wait:
 				continue
 			}
 			_ = inst.Signal(sig.(unix.Signal))
+			if killAfter == nil && sig != unix.SIGHUP {
+				killAfter = time.After(def.StopTimeout)
+				hint := ""
+				if !def.Container.Init {
+					hint = " (a command not written to be PID 1 may ignore it: --init forwards signals)"
+				}
+				fmt.Fprintf(os.Stderr, "corral run: sent %s to %s; SIGKILL in %s if it is still running%s\n", unix.SignalName(sig.(unix.Signal)), def.Name, def.StopTimeout, hint)
+			}
 		}
 	}
 	inst.Cleanup()
