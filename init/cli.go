@@ -354,6 +354,12 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 		if !done && (st == "failed" || st == "backoff") && fresh {
 			done, ok = true, false
 		}
+		if !done {
+			if by := supersededBy(s.Snapshot, action, asked); by != "" {
+				fmt.Fprintf(errOut, "%s: %s: %s since this %s was asked for; not waiting for it\n", name, st, by, action)
+				return exitFailed
+			}
+		}
 		if done && ok {
 			fmt.Fprintf(out, "%s: %s%s\n", name, st, pidNote(s.Pid))
 			return exitOK
@@ -367,10 +373,35 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 		case <-changed:
 		case <-time.After(500 * time.Millisecond):
 		case <-ctx.Done():
-			fmt.Fprintf(errOut, "%s: still %s after %s (%s); not waiting any longer\n", name, st, timeout, sanitize(s.Reason))
+			why := ""
+			if s.Reason != "" {
+				why = " (" + sanitize(s.Reason) + ")"
+			}
+			fmt.Fprintf(errOut, "%s: still %s after %s%s; not waiting any longer\n", name, st, timeout.Round(100*time.Millisecond), why)
 			return exitFailed
 		}
 	}
+}
+
+// supersededBy says how a later request overrode the one being waited
+// for ("" if none did): a stop followed by a start or restart goes on to
+// starting, which a stop never does; a start or restart followed by a
+// stop ends stopped, which they never do. A config reload's replacement
+// of the service starts the story again: its own stop came before.
+func supersededBy(s supervisor.Snapshot, action string, asked time.Time) string {
+	by := ""
+	for _, h := range s.History {
+		switch {
+		case h.Time.Before(asked):
+		case h.Event == "reload" && h.To == "stopped":
+			by = ""
+		case action == "stop" && h.To == "starting":
+			by = "started again"
+		case (action == "start" || action == "restart") && h.To == "stopped":
+			by = "stopped"
+		}
+	}
+	return by
 }
 
 func pidNote(pid int) string {
@@ -692,9 +723,13 @@ func cmdReload(args []string) int {
 	for _, l := range []struct {
 		what  string
 		names []string
-	}{{"start", rep.Start}, {"restart", rep.Restart}, {"stop", rep.Stop}} {
+	}{{"start", rep.Start}, {"restart", rep.Restart}, {"update", rep.Held}, {"stop", rep.Stop}} {
 		for _, n := range l.names {
-			fmt.Printf("%s%-7s %s\n", verb, l.what, n)
+			note := ""
+			if l.what == "update" {
+				note = " (stopped by an operator: stays stopped; corral start " + n + " starts it)"
+			}
+			fmt.Printf("%s%-7s %s%s\n", verb, l.what, n, note)
 		}
 	}
 	for _, n := range rep.Notes {

@@ -930,3 +930,64 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// A waiting command ends when a later request overrides it, and a reload
+// neither restarts nor waits for a changed service an operator stopped.
+func TestWaitsEndWhenOverriddenAndReloadLeavesStoppedServicesStopped(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		// busybox sleep as PID 1 ignores SIGTERM: its stop takes stop_timeout.
+		"stubborn": "exec = [\"/bin/busybox\", \"sleep\", \"3600\"]\nstop_timeout = \"3s\"\n[network]\nmode = \"none\"\n",
+		"top":      payloadExec(t, "sleep", "1h") + "[network]\nmode = \"none\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	c.WaitFor(20*time.Second, "running", running("stubborn", "top"))
+	bin, _ := testutil.Binaries(t)
+	stop := exec.Command(bin, "stop", "--timeout", "60s", "stubborn")
+	stop.Env = append(os.Environ(), "CORRAL_SOCKET="+c.Socket(), "NO_COLOR=1")
+	type result struct {
+		out string
+		err error
+	}
+	stopped := make(chan result, 1)
+	go func() {
+		out, err := runFor(stop, 90*time.Second)
+		stopped <- result{out, err}
+	}()
+	c.WaitFor(20*time.Second, "stubborn stopping", stateIs("stubborn", "stopping"))
+	if r := cli(t, c, "restart", "stubborn"); r.code != 0 {
+		t.Errorf("restart during the stop:\n%s", r)
+	}
+	select {
+	case r := <-stopped:
+		var ee *exec.ExitError
+		if !errors.As(r.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(r.out, "started again since this stop was asked for") {
+			t.Errorf("the overridden stop: %v\n%s", r.err, r.out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("corral stop still waiting 30 s after a restart overrode it")
+	}
+
+	if r := cli(t, c, "stop", "top"); r.code != 0 {
+		t.Fatalf("stop top:\n%s", r)
+	}
+	file := filepath.Join(dir, "services", "top.toml")
+	b, _ := os.ReadFile(file)
+	if err := os.WriteFile(file, append([]byte("description = \"changed\"\n"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, c, "reload", "--timeout", "60s")
+	if r.code != 0 || !strings.Contains(r.out, "update  top (stopped by an operator: stays stopped") || strings.Contains(r.out, "restart top") {
+		t.Errorf("reload of a stopped, changed service:\n%s", r)
+	}
+	rep, err := c.Client.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := testutil.Svc(rep, "top"); s.State.String() != "stopped" {
+		t.Errorf("top after the reload: %s", s.State)
+	}
+	if r := cli(t, c, "start", "top"); r.code != 0 {
+		t.Errorf("start top after the reload:\n%s", r)
+	}
+}

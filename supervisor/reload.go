@@ -18,6 +18,9 @@ type Plan struct {
 	// Restart are services whose definition changed: stopped, replaced,
 	// started again.
 	Restart []string `json:"restart,omitempty"`
+	// Held are services whose definition changed that an operator has
+	// stopped: replaced, and still stopped (`corral start` starts them).
+	Held []string `json:"held,omitempty"`
 	// Stop are services the new configuration no longer has.
 	Stop []string `json:"stop,omitempty"`
 	// Keep are services that stay as they are.
@@ -28,7 +31,7 @@ type Plan struct {
 }
 
 // Empty reports whether the plan changes no service.
-func (p Plan) Empty() bool { return len(p.Start)+len(p.Restart)+len(p.Stop) == 0 }
+func (p Plan) Empty() bool { return len(p.Start)+len(p.Restart)+len(p.Held)+len(p.Stop) == 0 }
 
 // ErrInvalidConfig rejects a reload: the configuration has problems.
 var ErrInvalidConfig = errors.New("the new configuration has problems; nothing was changed")
@@ -66,7 +69,16 @@ func (s *Supervisor) PlanReload(cfg *config.Config) (Plan, error) {
 		}
 		return Plan{}, e
 	}
-	return planFor(s.graph(), cfg), nil
+	p := planFor(s.graph(), cfg)
+	s.mu.Lock()
+	p.Restart = slices.DeleteFunc(p.Restart, func(n string) bool {
+		if s.held[n] {
+			p.Held = append(p.Held, n)
+		}
+		return s.held[n]
+	})
+	s.mu.Unlock()
+	return p, nil
 }
 
 func planFor(g *graph, cfg *config.Config) Plan {
@@ -143,12 +155,12 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (Plan, erro
 	}
 	old := s.graph()
 	set := map[string]bool{}
-	for _, n := range append(slices.Clone(plan.Stop), plan.Restart...) {
+	for _, n := range slices.Concat(plan.Stop, plan.Restart, plan.Held) {
 		set[n] = true
 		s.replacing[n] = true
 	}
 	s.mu.Unlock()
-	s.log.Info().Strs("start", plan.Start).Strs("restart", plan.Restart).Strs("stop", plan.Stop).
+	s.log.Info().Strs("start", plan.Start).Strs("restart", plan.Restart).Strs("held", plan.Held).Strs("stop", plan.Stop).
 		Int("keep", len(plan.Keep)).Msg("reload: " + plan.Summary())
 	var stopErr error
 	if len(set) > 0 {
@@ -226,6 +238,7 @@ func (p Plan) Summary() string {
 	}
 	add("start", p.Start)
 	add("restart", p.Restart)
+	add("update (stopped by an operator: stays stopped)", p.Held)
 	add("stop", p.Stop)
 	return strings.Join(parts, "; ")
 }
