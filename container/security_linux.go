@@ -50,6 +50,21 @@ func applyLimits(s Security) *ChildError {
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
 			return childErr("sched_setaffinity", fmt.Sprint(s.CPUs), err)
 		}
+		// The kernel takes a mask with at least one usable CPU and drops
+		// the rest without a word: read back, and refuse a partial pin.
+		var got unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &got); err != nil {
+			return childErr("sched_getaffinity", "", err)
+		}
+		var missing []int
+		for _, c := range s.CPUs {
+			if !got.IsSet(c) {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			return childErr("sched_setaffinity", fmt.Sprint(s.CPUs), fmt.Errorf("CPUs %v do not exist or are not allowed here", missing))
+		}
 	}
 	return nil
 }

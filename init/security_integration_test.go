@@ -205,3 +205,23 @@ target = "/run/secret"
 		}
 	}
 }
+
+// cpus is applied as asked or the start fails: the kernel would pin to the
+// CPUs that exist and drop the rest without a word.
+func TestCPUAffinityAppliedOrRefused(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		"pinned":  payloadExec(t, "sleep", "1h") + "cpus = [0]\n[network]\nmode = \"none\"\n",
+		"partial": payloadExec(t, "sleep", "1h") + "cpus = [0, 999]\nrestart = \"never\"\n[network]\nmode = \"none\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	c.WaitFor(20*time.Second, "pinned running", running("pinned"))
+	st := readTrim(t, fmt.Sprintf("/proc/%d/status", mainHostPid(t, c, "pinned")))
+	if !strings.Contains(st, "Cpus_allowed_list:\t0\n") {
+		t.Errorf("pinned to cpus = [0]:\n%s", st)
+	}
+	rep := c.WaitFor(20*time.Second, "partial failed", stateIs("partial", "failed"))
+	if r := testutil.Svc(rep, "partial").LastExit; !strings.Contains(r, "CPUs [999] do not exist or are not allowed here") {
+		t.Errorf("partial: %q", r)
+	}
+}
