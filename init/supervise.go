@@ -407,6 +407,14 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 			log.Debug().Err(err).Msg("remove cgroup subtree")
 		}
 	}
+	if m == modeSupervisor {
+		// A supervisor's state directory outlives it (PID 1's is a tmpfs
+		// that goes with the machine): leave no empty directories behind.
+		// Remove, not RemoveAll: what is not empty is not ours to judge.
+		for _, d := range []string{filepath.Join(flags.stateDir, "svc"), staging} {
+			_ = os.Remove(d)
+		}
+	}
 	if network != nil {
 		if m == modeSupervisor {
 			// PID 1's namespace goes with the machine; a supervisor's
