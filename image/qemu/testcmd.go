@@ -32,8 +32,8 @@ var allBoots = []string{bootVirt, bootRaspi3b, bootSelftest, bootDisk, bootWatch
 const bootloopRuns = 3
 
 // Hard timeouts, per boot. Measured on the 2-core build machine: virt,
-// raspi3b and virt-disk take 12-17 s, the selftest 60-95 s (its test
-// binaries have -test.timeout 8m).
+// raspi3b and virt-disk take 12-28 s, the selftest 200-250 s on two
+// vCPUs (its test binaries have -test.timeout 8m).
 var bootTimeouts = map[string]time.Duration{
 	bootVirt:     90 * time.Second,
 	bootRaspi3b:  120 * time.Second,
@@ -81,6 +81,7 @@ func (o testOptions) spec(l layout, name string, out io.Writer) bootSpec {
 	case bootRaspi3b:
 		s.Machine = machineRaspi3b
 	case bootSelftest:
+		s.Machine = machineVirtSMP
 		s.Cmdline = baseCmdline + " rdinit=/" + imgSelftest + " corral.test=selftest"
 	case bootDisk:
 		s.Initrd = l.path(outStage)
