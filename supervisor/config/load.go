@@ -157,9 +157,24 @@ func loadService(name, file string, g *Global) *unit {
 // decodeService decodes and checks the text of one service file.
 func decodeService(u *unit, text string, g *Global) {
 	f := defaultServiceFile(u.name)
-	if !u.decode(text, &f) {
+	// Leniently: a key of the wrong type is reported and dropped, and the
+	// rest is still checked, so that `corral check` shows every problem
+	// of the file in one go. The file is disabled all the same.
+	n := len(u.errs)
+	if !u.decodeLenient(text, &f) {
 		return
 	}
+	decodeErrs := map[string]bool{}
+	for _, e := range u.errs[n:] {
+		decodeErrs[e.Key] = true
+	}
+	m := len(u.errs)
+	defer func() {
+		// A dropped key has its default now: no second problem for it.
+		if len(decodeErrs) > 0 {
+			u.errs = append(u.errs[:m], slices.DeleteFunc(u.errs[m:], func(e *Error) bool { return decodeErrs[e.Key] })...)
+		}
+	}()
 	c := &serviceCheck{
 		fileState: &u.fileState,
 		f:         &f,
