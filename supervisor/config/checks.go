@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,18 +68,18 @@ type dep struct {
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,30}$`)
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
-	ifnameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
-	moduleRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,55}$`)
-	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	nameRE     = lazyRegexp(`^[a-z0-9][a-z0-9_-]{0,30}$`)
+	envNameRE  = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userRE     = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+	ifnameRE   = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+	moduleRE   = lazyRegexp(`^[A-Za-z0-9_-]{1,55}$`)
+	hostnameRE = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
 const nameRule = `a service name is its file name without ".toml": 1 to 31 lowercase letters, digits, "_" or "-", starting with a letter or digit`
 
 func validHostname(s string) bool {
-	return len(s) <= 64 && hostnameRE.MatchString(s)
+	return len(s) <= 64 && hostnameRE().MatchString(s)
 }
 
 func checkExec(c *serviceCheck) {
@@ -145,7 +146,7 @@ func checkEnv(c *serviceCheck) {
 		switch {
 		case k == "NOTIFY_SOCKET":
 			c.errorf(key, "is set by corral for every service (it points at the service's notify socket); remove it")
-		case !envNameRE.MatchString(k):
+		case !envNameRE().MatchString(k):
 			c.errorf(key, `invalid variable name %q (use letters, digits and "_", not starting with a digit)`, k)
 		case hasNUL(v):
 			c.errorf(key, "contains a NUL character")
@@ -196,7 +197,7 @@ func (c *serviceCheck) credential(key string, v any) string {
 				return v
 			}
 			c.errorf(key, "id %s is out of range (0 to %d)", v, int64(maxID))
-		} else if userRE.MatchString(v) {
+		} else if userRE().MatchString(v) {
 			return v
 		} else {
 			c.errorf(key, `invalid name %q (up to 32 letters, digits, "_", "." or "-", not starting with a digit, "." or "-")`, v)
@@ -217,7 +218,7 @@ func (c *serviceCheck) depList(key string, names []string, requires bool) []stri
 	for i, name := range names {
 		k := indexKey(key, i)
 		switch {
-		case !nameRE.MatchString(name):
+		case !nameRE().MatchString(name):
 			c.errorf(k, "invalid service name %q (%s)", name, nameRule)
 		case name == c.svc.Name:
 			c.errorf(k, "a service cannot depend on itself")
@@ -529,7 +530,7 @@ func checkPolicy(c *serviceCheck, mode cnet.Mode) {
 	for i, name := range n.AllowFrom {
 		k := indexKey("network.allow_from", i)
 		switch {
-		case !nameRE.MatchString(name):
+		case !nameRE().MatchString(name):
 			c.errorf(k, "invalid service name %q (%s)", name, nameRule)
 		case name == c.svc.Name:
 			c.errorf(k, "a service can always reach itself")
@@ -640,7 +641,7 @@ func checkModules(c *globalCheck) {
 	for i, m := range c.f.Modules {
 		key := indexKey("modules", i)
 		switch {
-		case !moduleRE.MatchString(m):
+		case !moduleRE().MatchString(m):
 			c.errorf(key, `invalid module name %q (letters, digits, "_" and "-"); not loading it`, m)
 		case slices.Contains(c.g.Modules, m):
 			c.errorf(key, "%q is listed twice", m)
@@ -652,7 +653,7 @@ func checkModules(c *globalCheck) {
 
 func checkBridge(c *globalCheck) {
 	b := c.f.Network.Bridge
-	if !ifnameRE.MatchString(b) {
+	if !ifnameRE().MatchString(b) {
 		c.fallback("network.bridge", c.g.Network.Name, `invalid interface name %q (1 to 15 letters, digits, "_", "." or "-", starting with a letter or digit)`, b)
 		return
 	}
@@ -712,19 +713,19 @@ func checkLog(c *globalCheck) {
 // devRE is a device reference: a /dev path, or the LABEL= or UUID= of an
 // ext2/3/4 file system (corral reads the superblocks itself: there is no
 // udev to make /dev/disk/by-label).
-var devRE = regexp.MustCompile(`^(/dev/[A-Za-z0-9/._:-]+|LABEL=[^\s/]{1,16}|UUID=[0-9A-Fa-f-]{32,36})$`)
+var devRE = lazyRegexp(`^(/dev/[A-Za-z0-9/._:-]+|LABEL=[^\s/]{1,16}|UUID=[0-9A-Fa-f-]{32,36})$`)
 
 // fstypeRE is a file system type name.
-var fstypeRE = regexp.MustCompile(`^[a-z0-9_.]{1,32}$`)
+var fstypeRE = lazyRegexp(`^[a-z0-9_.]{1,32}$`)
 
 func checkBoot(c *globalCheck) {
 	b := c.f.Boot
-	if b.Root != "" && !devRE.MatchString(b.Root) {
+	if b.Root != "" && !devRE().MatchString(b.Root) {
 		c.errorf("boot.root", `invalid device %q (use a /dev path, LABEL=... or UUID=... of an ext2/3/4 file system); not switching root`, b.Root)
 	} else {
 		c.g.Boot.Root = b.Root
 	}
-	if !fstypeRE.MatchString(b.RootFSType) {
+	if !fstypeRE().MatchString(b.RootFSType) {
 		c.fallback("boot.root_fstype", c.g.Boot.FSType, "invalid file system type %q", b.RootFSType)
 	} else {
 		c.g.Boot.FSType = b.RootFSType
@@ -739,12 +740,12 @@ func checkBoot(c *globalCheck) {
 
 func checkStorage(c *globalCheck) {
 	s := c.f.Storage
-	if s.Data != "" && !devRE.MatchString(s.Data) {
+	if s.Data != "" && !devRE().MatchString(s.Data) {
 		c.errorf("storage.data", `invalid device %q (use a /dev path, LABEL=... or UUID=... of an ext2/3/4 file system); no data partition`, s.Data)
 	} else {
 		c.g.Storage.Data = s.Data
 	}
-	if !fstypeRE.MatchString(s.DataFSType) {
+	if !fstypeRE().MatchString(s.DataFSType) {
 		c.fallback("storage.data_fstype", c.g.Storage.FSType, "invalid file system type %q", s.DataFSType)
 	} else {
 		c.g.Storage.FSType = s.DataFSType
@@ -957,7 +958,7 @@ func checkAPI(c *globalCheck) {
 	case string:
 		if n, err := strconv.ParseUint(v, 10, 32); err == nil && n <= 1<<32-2 {
 			c.g.API.ReadGroup = int(n)
-		} else if userRE.MatchString(v) {
+		} else if userRE().MatchString(v) {
 			c.g.API.ReadGroupName = v
 		} else {
 			c.errorf(key, `invalid group %q (a name from /etc/group or a numeric gid); the socket stays root's`, v)
@@ -978,4 +979,12 @@ func checkMetrics(c *globalCheck) {
 		return
 	}
 	c.g.Metrics.Listen = v
+}
+
+// lazyRegexp compiles a pattern on first use, not at package init: every
+// process corral starts runs this binary's init, a container's child stage
+// and each CLI command too, and hostnameRE alone costs thousands of
+// allocations to compile.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

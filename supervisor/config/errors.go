@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -55,7 +54,7 @@ func (e *Error) keyMsg() string {
 //
 // TestTOMLErrorFormat pins this format, so a library upgrade that changes it
 // fails loudly instead of losing positions.
-var decodeErrorRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.+)$`)
+var decodeErrorRE = lazyRegexp(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.+)$`)
 
 // tomlError turns an error from toml.Decode of text into an Error with the
 // best position we can find.
@@ -72,7 +71,7 @@ func (f *fileState) tomlError(text string, err error) *Error {
 		// fault; name it only when it sits on the line of the error.
 		return &Error{File: f.file, Line: line, Key: f.lines.keyAt(pe.LastKey, line), Msg: tidy(pe.Message)}
 	}
-	if m := decodeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := decodeErrorRE().FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		key, uerr := strconv.Unquote(m[2])
 		if uerr != nil {

@@ -54,7 +54,7 @@ func TestTOMLErrorFormat(t *testing.T) {
 			if err == nil {
 				t.Fatal("toml.Decode succeeded")
 			}
-			if decodeErrorRE.FindStringSubmatch(err.Error()) == nil {
+			if decodeErrorRE().FindStringSubmatch(err.Error()) == nil {
 				t.Fatalf("BurntSushi/toml error format changed: %q no longer matches decodeErrorRE", err)
 			}
 			f := &fileState{file: "f.toml", lines: scanKeys(tt.text)}

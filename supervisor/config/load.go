@@ -137,7 +137,7 @@ type unit struct {
 // loadService reads, decodes and checks one service file.
 func loadService(name, file string, g *Global) *unit {
 	u := &unit{fileState: fileState{file: file}, name: name}
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		u.errorf("", "invalid service name %q (%s)", name, nameRule)
 		return u
 	}
@@ -207,7 +207,7 @@ func link(units []*unit, g Global) {
 	slices.SortFunc(units, func(a, b *unit) int { return cmp.Compare(a.name, b.name) })
 	byName := map[string]*unit{}
 	for _, u := range units {
-		if nameRE.MatchString(u.name) {
+		if nameRE().MatchString(u.name) {
 			byName[u.name] = u
 		}
 	}
@@ -488,7 +488,7 @@ func assignIDs(units []*unit, p Userns) {
 func ParseService(name, file, text string) (*Service, []*Error) {
 	g := defaultGlobal("")
 	u := &unit{fileState: fileState{file: file}, name: name}
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		u.errorf("", "invalid service name %q (%s)", name, nameRule)
 		return nil, u.errs
 	}
