@@ -574,25 +574,41 @@ func TestSecondCorralLeavesTheFirstAlone(t *testing.T) {
 	t.Parallel()
 	dir := writeConfig(t, testNet, map[string]string{
 		"victim": payloadExec(t, "trap-term", "1h") + "[network]\nmode = \"none\"\n",
+		"net":    payloadExec(t, "sleep", "1h"), // bridged
 	})
 	c := testutil.StartCorral(t, dir)
-	c.WaitFor(20*time.Second, "victim running", running("victim"))
+	c.WaitFor(20*time.Second, "running", running("victim", "net"))
 	before := mainHostPid(t, c, "victim")
 	bin, _ := testutil.Binaries(t)
 	empty := testutil.WriteConfig(t, "", map[string]string{})
-	for _, tc := range []struct{ name, prefix, stateDir, want string }{
-		{"same cgroup prefix", c.Prefix, t.TempDir(), "another corral is running in this cgroup subtree"},
-		{"same state directory", c.Prefix + "-other", filepath.Dir(c.Socket()), "another corral is running with this state directory"},
+	bridged := writeConfig(t, testNet, map[string]string{"other": payloadExec(t, "sleep", "1h")})
+	for _, tc := range []struct{ name, config, prefix, stateDir, netns, want string }{
+		{"same cgroup prefix", empty, c.Prefix, t.TempDir(), "", "another corral is running in this cgroup subtree"},
+		{"same state directory", empty, c.Prefix + "-other", filepath.Dir(c.Socket()), "", "another corral is running with this state directory"},
+		{"same network namespace", bridged, c.Prefix + "-net", filepath.Join(t.TempDir(), "state"), c.NetNS(), "another corral runs the bridge network in this network namespace"},
 	} {
-		// Supervisor mode (not PID 1), on the host's namespaces; it must
-		// stop before its network or its cgroups. If it does not, the
-		// timeout ends it and the checks below fail.
-		cmd := exec.Command(bin, "--config", empty, "--log-format", "json", "--cgroup-prefix", tc.prefix, "--state-dir", tc.stateDir)
-		out, err := runFor(cmd, 20*time.Second)
+		// Supervisor mode (not PID 1), on the host's namespaces but for
+		// the third's network; it must stop before its network or its
+		// cgroups. If it does not, the timeout ends it and the checks
+		// below fail.
+		args := []string{bin, "--config", tc.config, "--log-format", "json", "--cgroup-prefix", tc.prefix, "--state-dir", tc.stateDir}
+		if tc.netns != "" {
+			args = append([]string{"nsenter", "--net=" + tc.netns, "--"}, args...)
+		}
+		out, err := runFor(exec.Command(args[0], args[1:]...), 20*time.Second)
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, tc.want) {
 			t.Errorf("%s: second corral: %v (want exit 1 and %q):\n%s", tc.name, err, tc.want, out)
 		}
+		if left := testutil.CgroupDirs(tc.prefix); tc.prefix != c.Prefix && len(left) > 0 {
+			t.Errorf("%s: the refused corral left cgroups %v", tc.name, left)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(c.Socket()), "staging")); err != nil {
+		t.Errorf("first corral's staging directory: %v", err)
+	}
+	if out, err := exec.Command("nsenter", "--net="+c.NetNS(), "--", "ip", "link", "show", "crlnet").CombinedOutput(); err != nil {
+		t.Errorf("net's veth after the second corral: %v: %s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(c.Socket()), "corral.sock")); err != nil {
 		t.Errorf("first corral's socket: %v", err)

@@ -243,6 +243,19 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Error().Err(err).Msg("create staging directory")
 	}
 
+	// refuse ends a supervisor that will not start over a live corral,
+	// leaving nothing of its own behind (a cgroup subtree only if it holds
+	// the subtree's lock: otherwise the subtree is the other corral's).
+	var ownSubtree *container.Cgroups
+	refuse := func() int {
+		if ownSubtree != nil {
+			_ = ownSubtree.RemoveRoot()
+		}
+		_ = os.Remove(staging)
+		_ = os.Remove(flags.stateDir) // only if empty: not the other's
+		return 1
+	}
+
 	rp := reaper.New()
 	defer rp.Close()
 
@@ -264,13 +277,14 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		case errors.Is(err, container.ErrLocked):
 			log.Error().Str("cgroup", cg.Root()).Str("cgroup_prefix", flags.cgPrefix).Msg("another corral is running in this cgroup subtree; not starting a second one, which would kill its services (use --cgroup-prefix, or stop the other)")
 			if m != modeMachine {
-				return 1
+				return refuse()
 			}
 			err = nil // the machine's init boots anyway, and sweeps nothing
 		case err != nil:
 			log.Warn().Err(err).Str("cgroup", cg.Root()).Msg("cannot lock the cgroup subtree; a second corral would not be noticed")
 			fallthrough
 		default:
+			ownSubtree = cg
 			swept, err = cg.Sweep()
 		}
 		if len(swept) > 0 || err != nil {
@@ -289,6 +303,17 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		case !priv.net:
 			log.Error().Msg("bridge network refused: corral shares the host's network namespace; bridged services will not start")
 		default:
+			// Before Setup, which deletes "stale" veths and replaces the
+			// tables: a live corral in this namespace owns them.
+			if _, err := cnet.LockNamespace(); errors.Is(err, cnet.ErrNetworkBusy) {
+				log.Error().Msg("another corral runs the bridge network in this network namespace; not starting a second one over it (stop the other, or run this one in its own network namespace)")
+				if m != modeMachine {
+					return refuse()
+				}
+				break // the machine's init boots on, without a bridge
+			} else if err != nil {
+				log.Warn().Err(err).Msg("cannot lock the network namespace; a second corral here would not be noticed")
+			}
 			var rep cnet.SetupReport
 			network, rep, err = cnet.Setup(cfg.Global.Network, cnet.Options{Firewall: &fw, StateFile: filepath.Join(flags.stateDir, "net-sysctl")})
 			if len(rep.Restored) > 0 {

@@ -57,3 +57,9 @@ func LoopbackUp(nsFD int) error { return unsupported("set lo up") }
 
 // LinkExists is only supported on Linux.
 func LinkExists(name string) (bool, error) { return false, unsupported("look up link " + name) }
+
+// ErrNetworkBusy is LockNamespace's answer when another process holds it.
+var ErrNetworkBusy = errors.New("another corral runs the network of this network namespace")
+
+// LockNamespace is Linux only.
+func LockNamespace() (int, error) { return -1, unsupported("network lock") }
