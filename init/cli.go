@@ -354,6 +354,22 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 		if !done && (st == "failed" || st == "backoff") && fresh {
 			done, ok = true, false
 		}
+		if !done && (action == "start" || action == "restart") && s.Waiting != "" {
+			// Held back by a requirement that failed or backs off: say so
+			// now, as `corral start` of the requirement would, instead
+			// of waiting out the timeout.
+			for _, r := range s.Requires {
+				rs, err := c.Service(r)
+				if err != nil {
+					continue
+				}
+				if rst := rs.State.String(); rst == "failed" || rst == "backoff" && !rs.Since.Before(asked) {
+					fmt.Fprintf(errOut, "%s: %s, %s; %s is %s: %s\n", name, st, s.Waiting, r, rst, sanitize(rs.Reason))
+					fmt.Fprintf(errOut, "  (see `corral status %s` and `corral logs %s`)\n", r, r)
+					return exitFailed
+				}
+			}
+		}
 		if !done {
 			if by := supersededBy(s.Snapshot, action, asked); by != "" {
 				fmt.Fprintf(errOut, "%s: %s: %s since this %s was asked for; not waiting for it\n", name, st, by, action)
@@ -361,7 +377,11 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 			}
 		}
 		if done && ok {
-			fmt.Fprintf(out, "%s: %s%s\n", name, st, pidNote(s.Pid))
+			pid := s.Pid
+			if !up {
+				pid = 0 // the last run's, not a process that is there
+			}
+			fmt.Fprintf(out, "%s: %s%s\n", name, st, pidNote(pid))
 			return exitOK
 		}
 		if done {
@@ -384,9 +404,9 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 }
 
 // supersededBy says how a later request overrode the one being waited
-// for ("" if none did): a stop followed by a start or restart goes on to
-// starting, which a stop never does; a start or restart followed by a
-// stop ends stopped, which they never do. A config reload's replacement
+// for ("" if none did): a start or restart during a stop, which goes on to
+// starting, which a stop never does; a stop during a start or restart,
+// which ends stopped, which they never do. A config reload's replacement
 // of the service starts the story again: its own stop came before.
 func supersededBy(s supervisor.Snapshot, action string, asked time.Time) string {
 	by := ""
@@ -395,9 +415,11 @@ func supersededBy(s supervisor.Snapshot, action string, asked time.Time) string 
 		case h.Time.Before(asked):
 		case h.Event == "reload" && h.To == "stopped":
 			by = ""
-		case action == "stop" && h.To == "starting":
+		case action == "stop" && (h.To == "starting" || h.Event == "start" || h.Event == "restart"):
+			// A start during the stop is recorded at once (stopping →
+			// stopping, "will start again once stopped").
 			by = "started again"
-		case (action == "start" || action == "restart") && h.To == "stopped":
+		case (action == "start" || action == "restart") && (h.To == "stopped" || h.Event == "stop"):
 			by = "stopped"
 		}
 	}

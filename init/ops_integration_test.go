@@ -961,7 +961,8 @@ func TestWaitsEndWhenOverriddenAndReloadLeavesStoppedServicesStopped(t *testing.
 	select {
 	case r := <-stopped:
 		var ee *exec.ExitError
-		if !errors.As(r.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(r.out, "started again since this stop was asked for") {
+		// At once, while the stop (3 s of stop_timeout) still runs.
+		if !errors.As(r.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(r.out, "stubborn: stopping: started again since this stop was asked for") {
 			t.Errorf("the overridden stop: %v\n%s", r.err, r.out)
 		}
 	case <-time.After(30 * time.Second):
@@ -989,5 +990,23 @@ func TestWaitsEndWhenOverriddenAndReloadLeavesStoppedServicesStopped(t *testing.
 	}
 	if r := cli(t, c, "start", "top"); r.code != 0 {
 		t.Errorf("start top after the reload:\n%s", r)
+	}
+}
+
+// `corral start` of a service held back by a crash-looping requirement
+// says so when the requirement fails again, instead of waiting out its
+// timeout.
+func TestStartBehindAFailingRequirementEnds(t *testing.T) {
+	t.Parallel()
+	dir := writeConfig(t, testNet, map[string]string{
+		// never READY=1: crashy never counts as started, so waiter waits
+		"crashy": payloadExec(t, "sleep", "1h") + "notify = true\nstart_timeout = \"1s\"\nrestart_delay = \"1s\"\nrestart_delay_max = \"1s\"\n[network]\nmode = \"none\"\n",
+		"waiter": payloadExec(t, "sleep", "1h") + "requires = [\"crashy\"]\n[network]\nmode = \"none\"\n",
+	})
+	c := testutil.StartCorral(t, dir)
+	c.WaitFor(20*time.Second, "crashy backing off", stateIs("crashy", "backoff"))
+	r := cli(t, c, "start", "--timeout", "60s", "waiter")
+	if r.code != 1 || !strings.Contains(r.err, "waiting for crashy; crashy is backoff: no READY=1 within 1s") {
+		t.Errorf("start behind a crash loop:\n%s", r)
 	}
 }
