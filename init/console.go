@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,15 +70,31 @@ func (w levelWriter) WriteLevel(_ zerolog.Level, p []byte) (int, error) { return
 
 // serviceLine echoes one line of a service's output on the console,
 // prefixed with its name.
+// consoleLineMax is how much of a service's line the human console shows.
+const consoleLineMax = 512
+
 func (l *logSetup) serviceLine(svc, text string, partial bool) {
 	if !l.human {
 		l.conLog.Info().Str("svc", svc).Bool("output", true).Msg(text)
 		return
 	}
 	var b strings.Builder
+	// A serial console carries about 11 KB/s: a line's first 512 bytes are
+	// enough to read there, and the log keeps it whole.
+	more := 0
+	if len(text) > consoleLineMax {
+		cut := consoleLineMax
+		for cut > consoleLineMax-4 && !utf8.RuneStart(text[cut]) {
+			cut-- // not in the middle of a character
+		}
+		text, more = text[:cut], len(text)-cut
+	}
 	// The console is a terminal: no escape sequence of a service's may
 	// clear it or forge a line of corral's.
 	fmt.Fprintf(&b, "%12s | %s", svc, sanitize(text))
+	if more > 0 {
+		fmt.Fprintf(&b, " … (%d more bytes: corral logs %s)", more, svc)
+	}
 	if partial {
 		b.WriteString(" ⏎")
 	}
