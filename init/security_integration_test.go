@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -223,5 +224,9 @@ func TestCPUAffinityAppliedOrRefused(t *testing.T) {
 	rep := c.WaitFor(20*time.Second, "partial failed", stateIs("partial", "failed"))
 	if r := testutil.Svc(rep, "partial").LastExit; !strings.Contains(r, "CPUs [999] do not exist or are not allowed here") {
 		t.Errorf("partial: %q", r)
+	}
+	// A failed launch leaves no state directory of the service behind.
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/run/corral/svc/partial", c.Pid)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("svc/partial after the failed launch: %v", err)
 	}
 }

@@ -96,6 +96,13 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	// A launch that fails leaves no directory behind (Cleanup does this
+	// for one that ran).
+	closeSock := func() {
+		sock.Close()
+		_ = os.Remove(dir)
+		_ = os.Remove(filepath.Dir(dir))
+	}
 	spec := def.Container
 	spec.Env = append(slices.Clone(spec.Env), "NOTIFY_SOCKET="+NotifySocketInContainer)
 	spec.Security.Hide = r.Hide
@@ -116,7 +123,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 
 	files, mounts, err := r.writeNameFiles(def, filepath.Dir(dir))
 	if err != nil {
-		sock.Close()
+		closeSock()
 		return nil, err
 	}
 	removeFiles := func() {
@@ -129,7 +136,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		pw = r.Output
 	} else if pr, pw, err = os.Pipe(); err != nil {
 		removeFiles()
-		sock.Close()
+		closeSock()
 		return nil, fmt.Errorf("output pipe for %s: %w", def.Name, err)
 	}
 	closeOut := func() {
@@ -145,7 +152,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 		if r.Network == nil {
 			closeOut()
 			removeFiles()
-			sock.Close()
+			closeSock()
 			return nil, fmt.Errorf("network for %s: the bridge network is not set up", def.Name)
 		}
 		netHook = func(pid, nsFD int) error {
@@ -188,7 +195,7 @@ func (r *ContainerRuntime) Start(def *config.Service, h Hooks) (Instance, error)
 			pr.Close()
 		}
 		removeFiles()
-		sock.Close()
+		closeSock()
 		return nil, err
 	}
 	for _, n := range proc.Notes {
