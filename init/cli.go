@@ -487,7 +487,11 @@ func cmdKill(args []string) int {
 		sig = pos[1]
 	}
 	if err := api.NewClient(*sock).Kill(pos[0], sig); err != nil {
-		return clientErr(err)
+		code := clientErr(err)
+		if strings.Contains(err.Error(), "unknown signal") {
+			code = exitUsage // a mistyped signal is a usage error
+		}
+		return code
 	}
 	if *js {
 		return printJSON(map[string]any{"service": pos[0], "signal": sig, "sent": true})

@@ -217,10 +217,11 @@ type Storage struct {
 
 // Disabled is a service file that did not become a Service.
 type Disabled struct {
-	Name, File string
+	Name string `json:"name"`
+	File string `json:"file"`
 	// Reason is the first problem of the file, a dependency cycle, or
 	// "requires X, which is disabled: <X's reason>".
-	Reason string
+	Reason string `json:"reason"`
 }
 
 // Config is everything Load found in a configuration directory.
