@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,8 +98,19 @@ func (f *fileState) decodeLenient(text string, v any) bool {
 }
 
 // dropKey deletes a dotted key ("network.subnet", "modules[1]": the whole
-// array) from a decoded tree.
+// array) from a decoded tree. A key inside a table of an array of tables
+// ("container.mounts[1].read_only") is deleted from that table alone, so
+// that the array's other tables are still checked.
 func dropKey(tree map[string]any, key string) {
+	if open := strings.IndexByte(key, '['); open >= 0 {
+		if end := strings.IndexByte(key[open:], ']'); end > 0 && strings.HasPrefix(key[open+end+1:], ".") {
+			idx, err := strconv.Atoi(key[open+1 : open+end])
+			if tables, ok := lookupKey(tree, key[:open]).([]map[string]any); ok && err == nil && idx >= 0 && idx < len(tables) {
+				dropKey(tables[idx], key[open+end+2:])
+				return
+			}
+		}
+	}
 	key, _, _ = strings.Cut(key, "[")
 	parts := strings.Split(key, ".")
 	m := tree
@@ -114,6 +126,19 @@ func dropKey(tree map[string]any, key string) {
 		}
 		m = next
 	}
+}
+
+// lookupKey is the value at a dotted key of a decoded tree, or nil.
+func lookupKey(tree map[string]any, key string) any {
+	var v any = tree
+	for _, p := range strings.Split(key, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
 }
 
 func joinKeys(k toml.Key) string {
