@@ -240,7 +240,7 @@ func runTransient(def *config.Service, timing bool) int {
 				}
 			}
 		},
-		OnOutput: func(string, bool) {},
+		OnOutput: func(time.Time, string, bool) {},
 	})
 	if err != nil {
 		return fail("start "+def.Name, err)

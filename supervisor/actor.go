@@ -585,10 +585,10 @@ func (a *actor) launch() {
 				a.dropped.Add(1)
 			}
 		},
-		OnOutput: func(text string, partial bool) {
+		OnOutput: func(t time.Time, text string, partial bool) {
 			// The console gets what the log keeps: a line the rate limit
 			// dropped must not flood the console (and its disk) instead.
-			if a.logs.Line(time.Now(), text, partial) && a.output != nil {
+			if a.logs.Line(t, text, partial) && a.output != nil {
 				a.output(a.def.Name, text, partial)
 			}
 		},

@@ -26,8 +26,9 @@ type Hooks struct {
 	// release, when not nil, must be called once the message and every one
 	// before it have been handled (it answers BARRIER=1).
 	OnNotify func(m notify.Message, release func())
-	// OnOutput is called for every line the service prints.
-	OnOutput func(text string, partial bool)
+	// OnOutput is called for every line the service prints, with when it
+	// was read.
+	OnOutput func(t time.Time, text string, partial bool)
 }
 
 // Instance is one running instance of a service.
