@@ -470,7 +470,7 @@ burst = 2000
 `, logDir)
 	dir := writeConfig(t, global, map[string]string{
 		"flood": payloadExec(t, "flood", "300000", "60") + "[network]\nmode = \"none\"\n",
-		"quiet": payloadExec(t, "tick", "20ms", "quiet") + "[network]\nmode = \"none\"\n",
+		"quiet": payloadExec(t, "tick", "50ms", "quiet") + "[network]\nmode = \"none\"\n",
 	})
 	c := testutil.StartCorral(t, dir)
 	c.WaitFor(20*time.Second, "running", running("flood", "quiet"))
@@ -543,10 +543,16 @@ burst = 2000
 		names[e.Name()] = info.Size()
 		total += info.Size()
 	}
-	for _, n := range []string{"flood.log", "flood.log.1", "flood.log.2", "quiet.log", "corral.log"} {
+	for _, n := range []string{"flood.log", "flood.log.1", "quiet.log", "corral.log"} {
 		if _, ok := names[n]; !ok {
 			t.Errorf("no %s in %v", n, names)
 		}
+	}
+	// flood.log.2 is kept, unless the total cap took it: on a slow
+	// (emulated) machine the test runs long enough for quiet to rotate
+	// too, and another 64K file would be over 256K.
+	if _, ok := names["flood.log.2"]; !ok && total+64<<10 <= 256<<10 {
+		t.Errorf("no flood.log.2 in %v (%d bytes in all: under the cap with it)", names, total)
 	}
 	if _, ok := names["flood.log.3"]; ok {
 		t.Errorf("keep = 2 but there is flood.log.3: %v", names)
