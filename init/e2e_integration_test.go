@@ -5,8 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -441,26 +439,8 @@ func TestBridgeNetworkCarriesTraffic(t *testing.T) {
 	// TCP too: fetch the service's page from the supervisor's side. The
 	// socket must be made on the thread that joined that namespace, so dial
 	// here and speak HTTP by hand (http.Client dials on other goroutines).
-	var body string
-	err := testutil.InNetNSPath(c.NetNS(), func() error {
-		var conn net.Conn
-		var err error
-		for i := 0; i < 50; i++ {
-			if conn, err = (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", "10.66.0.20:80"); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: srv\r\n\r\n")
-		b, err := io.ReadAll(conn)
-		body = string(b)
-		return err
-	})
+	inNS := func(fn func() error) error { return testutil.InNetNSPath(c.NetNS(), fn) }
+	body, err := rawHTTP(inNS, "10.66.0.20:80", "GET / HTTP/1.0\r\nHost: srv\r\n\r\n")
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(body), "\r\n\r\npayload") {
 		t.Errorf("GET http://10.66.0.20/ from the supervisor: %q, %v", body, err)
 	}

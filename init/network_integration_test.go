@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,12 +109,27 @@ func servePeer(t testing.TB, ns *testutil.NetNS) {
 // that joined the right namespace: http.Client would dial elsewhere) and
 // returns the body.
 func httpGet(do func(func() error) error, addr string) (string, error) {
-	var body string
+	resp, err := rawHTTP(do, addr, "GET / HTTP/1.0\r\nHost: "+addr+"\r\n\r\n")
+	if err != nil {
+		return "", err
+	}
+	_, body, ok := strings.Cut(resp, "\r\n\r\n")
+	if !ok {
+		return "", fmt.Errorf("no HTTP answer: %q", resp)
+	}
+	return strings.TrimSpace(body), nil
+}
+
+// rawHTTP sends request to addr over TCP, dialled on the thread do runs
+// its function on, retrying the dial for up to 5 s (the server may be
+// starting), and returns the whole response.
+func rawHTTP(do func(func() error) error, addr, request string) (string, error) {
+	var resp string
 	err := do(func() error {
 		var c net.Conn
 		var err error
-		for i := 0; i < 20; i++ {
-			if c, err = (&net.Dialer{Timeout: time.Second}).Dial("tcp4", addr); err == nil {
+		for i := 0; i < 100; i++ {
+			if c, err = (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp4", addr); err == nil {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -125,20 +138,15 @@ func httpGet(do func(func() error) error, addr string) (string, error) {
 			return err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
-		b, err := io.ReadAll(c)
-		if err != nil {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, request); err != nil {
 			return err
 		}
-		_, bd, ok := strings.Cut(string(b), "\r\n\r\n")
-		if !ok {
-			return fmt.Errorf("no HTTP answer: %q", b)
-		}
-		body = strings.TrimSpace(bd)
-		return nil
+		b, err := io.ReadAll(c)
+		resp = string(b)
+		return err
 	})
-	return body, err
+	return resp, err
 }
 
 func nsDo(t testing.TB, ns *testutil.NetNS) func(func() error) error {
@@ -338,25 +346,8 @@ func equalCounts(a, b map[string]int) bool {
 // child.
 type supervisorShell struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *testutil.SyncBuffer
 	exited chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startSupervisorShell(t *testing.T, sup *testutil.NetNS, dir, prefix string) *supervisorShell {
@@ -367,7 +358,7 @@ func startSupervisorShell(t *testing.T, sup *testutil.NetNS, dir, prefix string)
 "$0" "$@"; echo "shell: second corral exited $?"`
 	args := []string{"--net=" + sup.Path(), "--", "/bin/sh", "-c", script, bin,
 		"--config", dir, "--log-format", "json", "--log-level", "debug", "--cgroup-prefix", prefix}
-	s := &supervisorShell{out: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &supervisorShell{out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command("nsenter", args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

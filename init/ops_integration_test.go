@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -51,6 +50,12 @@ func cli(t *testing.T, c *testutil.Corral, args ...string) cliResult {
 	bin, _ := testutil.Binaries(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "CORRAL_SOCKET="+c.Socket(), "NO_COLOR=1")
+	return runResult(t, cmd)
+}
+
+// runResult runs cmd to its end: its output and exit code.
+func runResult(t *testing.T, cmd *exec.Cmd) cliResult {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -59,7 +64,7 @@ func cli(t *testing.T, c *testutil.Corral, args ...string) cliResult {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run corral %v: %v", args, err)
+		t.Fatalf("run %v: %v", cmd.Args, err)
 	}
 	return cliResult{out.String(), errb.String(), code}
 }
@@ -646,26 +651,8 @@ func TestLongLinesBinaryAndNoFinalNewlineRoundTrip(t *testing.T) {
 // text parser.
 func scrape(t *testing.T, c *testutil.Corral, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	var body string
-	err := testutil.InNetNSPath(c.NetNS(), func() error {
-		var conn net.Conn
-		var err error
-		for i := 0; i < 100; i++ {
-			if conn, err = (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", addr); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: corral\r\nAccept: text/plain\r\n\r\n")
-		b, err := io.ReadAll(conn)
-		body = string(b)
-		return err
-	})
+	inNS := func(fn func() error) error { return testutil.InNetNSPath(c.NetNS(), fn) }
+	body, err := rawHTTP(inNS, addr, "GET /metrics HTTP/1.0\r\nHost: corral\r\nAccept: text/plain\r\n\r\n")
 	if err != nil {
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
@@ -792,17 +779,7 @@ func TestCorralRunWithoutARunningCorral(t *testing.T) {
 	run := func(args ...string) cliResult {
 		cmd := exec.Command(bin, append([]string{"run", "--bind", filepath.Dir(payload) + ":" + payloadDir}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS}
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("corral run: %v", err)
-		}
-		return cliResult{out.String(), errb.String(), code}
+		return runResult(t, cmd)
 	}
 	p := payloadDir + "/corral-payload"
 	r := run("--timing", "--memory", "64M", "--name", "try", "--", p, "exit", "7")
@@ -882,7 +859,7 @@ func TestCorralRunKillsWhatIgnoresTheStopSignal(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "run", "--timing", "--service", file)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS}
-	var errb syncWriter
+	var errb testutil.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -918,23 +895,6 @@ func TestCorralRunKillsWhatIgnoresTheStopSignal(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(errb.String(), "SIGKILL in 1s") {
 		t.Errorf("want exit 137 after the note: %v\n%s", err, errb.String())
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // A waiting command ends when a later request overrides it, and a reload

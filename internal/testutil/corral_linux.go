@@ -32,24 +32,25 @@ type Corral struct {
 	Config string
 	Prefix string // cgroup subtree name, unique per test
 	Client *api.Client
-	log    *syncBuffer
+	log    *SyncBuffer
 	exited chan struct{}
 	err    error
 }
 
-// syncBuffer collects corral's console output.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process's output and a test's
+// reads may share: corral's console output, a background command's.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -71,7 +72,7 @@ func StartCorralIn(t testing.TB, dir, netns string) *Corral {
 	RequireRoot(t)
 	bin, _ := Binaries(t)
 	prefix := fmt.Sprintf("corral-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	c := &Corral{t: t, Config: dir, Prefix: prefix, log: &syncBuffer{}, exited: make(chan struct{})}
+	c := &Corral{t: t, Config: dir, Prefix: prefix, log: &SyncBuffer{}, exited: make(chan struct{})}
 	args := []string{"--config", dir, "--log-format", "json", "--log-level", "debug", "--cgroup-prefix", prefix}
 	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
 	if netns != "" {
