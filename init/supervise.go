@@ -226,16 +226,25 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		log.Error().Err(err).Msg("create state directory")
 	}
 	// A second supervisor on the same state directory would take over the
-	// control socket of a live one; on the same cgroup subtree (below) it
-	// would kill that one's services as "left over". Refuse, unless this
-	// is the machine's init, which boots whatever else is wrong.
-	if err := container.LockDir(flags.stateDir); errors.Is(err, container.ErrLocked) {
-		log.Error().Str("state_dir", flags.stateDir).Msg("another corral is running with this state directory; not starting a second one over it (use --state-dir, or stop the other)")
-		if m != modeMachine {
-			return 1
+	// control socket of a live one; on the same cgroup subtree it would
+	// kill that one's services as "left over", in the same network
+	// namespace delete its veths. Each has a lock, and a lock that a live
+	// corral holds stops a supervisor; the machine's init boots on.
+	// heldByAnother logs such a lock (true), or one that could not be
+	// taken at all (false: go on, unguarded).
+	heldByAnother := func(err, locked error, what string, fields map[string]any, busy string) bool {
+		switch {
+		case errors.Is(err, locked):
+			log.Error().Fields(fields).Msg(busy)
+			return true
+		case err != nil:
+			log.Warn().Err(err).Fields(fields).Msgf("cannot lock %s; a second corral would not be noticed", what)
 		}
-	} else if err != nil {
-		log.Warn().Err(err).Str("state_dir", flags.stateDir).Msg("cannot lock the state directory; a second corral would not be noticed")
+		return false
+	}
+	if heldByAnother(container.LockDir(flags.stateDir), container.ErrLocked, "the state directory", map[string]any{"state_dir": flags.stateDir},
+		"another corral is running with this state directory; not starting a second one over it (use --state-dir, or stop the other)") && m != modeMachine {
+		return 1
 	}
 	staging := filepath.Join(flags.stateDir, "staging")
 	_ = os.Chmod(flags.stateDir, 0o711)
@@ -272,18 +281,13 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		// (and their namespaces with their veths) before anything starts.
 		// But only a dead corral's: a live one holds the subtree's lock.
 		var swept []string
-		err := cg.Lock()
-		switch {
-		case errors.Is(err, container.ErrLocked):
-			log.Error().Str("cgroup", cg.Root()).Str("cgroup_prefix", flags.cgPrefix).Msg("another corral is running in this cgroup subtree; not starting a second one, which would kill its services (use --cgroup-prefix, or stop the other)")
+		if heldByAnother(cg.Lock(), container.ErrLocked, "the cgroup subtree", map[string]any{"cgroup": cg.Root(), "cgroup_prefix": flags.cgPrefix},
+			"another corral is running in this cgroup subtree; not starting a second one, which would kill its services (use --cgroup-prefix, or stop the other)") {
 			if m != modeMachine {
 				return refuse()
 			}
-			err = nil // the machine's init boots anyway, and sweeps nothing
-		case err != nil:
-			log.Warn().Err(err).Str("cgroup", cg.Root()).Msg("cannot lock the cgroup subtree; a second corral would not be noticed")
-			fallthrough
-		default:
+			// The machine's init boots anyway, and sweeps nothing.
+		} else {
 			ownSubtree = cg
 			swept, err = cg.Sweep()
 		}
@@ -305,14 +309,12 @@ func run(m mode, flags bootFlags, badArgs []string, ls *logSetup) int {
 		default:
 			// Before Setup, which deletes "stale" veths and replaces the
 			// tables: a live corral in this namespace owns them.
-			if _, err := cnet.LockNamespace(); errors.Is(err, cnet.ErrNetworkBusy) {
-				log.Error().Msg("another corral runs the bridge network in this network namespace; not starting a second one over it (stop the other, or run this one in its own network namespace)")
+			if heldByAnother(cnet.LockNamespace(), cnet.ErrNetworkBusy, "the network namespace", nil,
+				"another corral runs the bridge network in this network namespace; not starting a second one over it (stop the other, or run this one in its own network namespace)") {
 				if m != modeMachine {
 					return refuse()
 				}
 				break // the machine's init boots on, without a bridge
-			} else if err != nil {
-				log.Warn().Err(err).Msg("cannot lock the network namespace; a second corral here would not be noticed")
 			}
 			var rep cnet.SetupReport
 			network, rep, err = cnet.Setup(cfg.Global.Network, cnet.Options{Firewall: &fw, StateFile: filepath.Join(flags.stateDir, "net-sysctl")})

@@ -640,18 +640,18 @@ var ErrNetworkBusy = errors.New("another corral runs the network of this network
 // there would take the first one's veths for leftovers of a crash and
 // replace its tables. The lock is an abstract unix socket, whose names
 // are per network namespace and which the kernel releases with its
-// process. It is held by the returned descriptor.
-func LockNamespace() (int, error) {
+// process; its descriptor stays open for that.
+func LockNamespace() error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("network lock: %w", err)
+		return fmt.Errorf("network lock: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "@corral-network"}); err != nil {
 		_ = unix.Close(fd)
 		if errors.Is(err, unix.EADDRINUSE) {
-			return -1, ErrNetworkBusy
+			return ErrNetworkBusy
 		}
-		return -1, fmt.Errorf("network lock: %w", err)
+		return fmt.Errorf("network lock: %w", err)
 	}
-	return fd, nil
+	return nil
 }

@@ -62,4 +62,4 @@ func LinkExists(name string) (bool, error) { return false, unsupported("look up 
 var ErrNetworkBusy = errors.New("another corral runs the network of this network namespace")
 
 // LockNamespace is Linux only.
-func LockNamespace() (int, error) { return -1, unsupported("network lock") }
+func LockNamespace() error { return unsupported("network lock") }
