@@ -354,25 +354,9 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 		if !done && (st == "failed" || st == "backoff") && fresh {
 			done, ok = true, false
 		}
-		if !done && (action == "start" || action == "restart") && s.Waiting != "" {
-			// Held back by a requirement that failed or backs off: say so
-			// now, as `corral start` of the requirement would, instead
-			// of waiting out the timeout.
-			for _, r := range s.Requires {
-				rs, err := c.Service(r)
-				if err != nil {
-					continue
-				}
-				if rst := rs.State.String(); rst == "failed" || rst == "backoff" && !rs.Since.Before(asked) {
-					fmt.Fprintf(errOut, "%s: %s, %s; %s is %s: %s\n", name, st, s.Waiting, r, rst, sanitize(rs.Reason))
-					fmt.Fprintf(errOut, "  (see `corral status %s` and `corral logs %s`)\n", r, r)
-					return exitFailed
-				}
-			}
-		}
 		if !done {
-			if by := supersededBy(s.Snapshot, action, asked); by != "" {
-				fmt.Fprintf(errOut, "%s: %s: %s since this %s was asked for; not waiting for it\n", name, st, by, action)
+			if by := blockedBy(c, s, action, asked); by != "" {
+				fmt.Fprintf(errOut, "%s: %s: %s\n", name, st, by)
 				return exitFailed
 			}
 		}
@@ -401,6 +385,28 @@ func waitAction(c *api.Client, name, action string, asked time.Time, timeout tim
 			return exitFailed
 		}
 	}
+}
+
+// blockedBy says why a request being waited for cannot play out any more
+// ("" if nothing stops it): a later request overrode it, or (for a start)
+// a requirement the service waits for failed or backs off again.
+func blockedBy(c *api.Client, s api.Service, action string, asked time.Time) string {
+	if by := supersededBy(s.Snapshot, action, asked); by != "" {
+		return by + " since this " + action + " was asked for; not waiting for it"
+	}
+	if (action != "start" && action != "restart") || s.Waiting == "" {
+		return ""
+	}
+	for _, r := range s.Requires {
+		rs, err := c.Service(r)
+		if err != nil {
+			continue
+		}
+		if rst := rs.State.String(); rst == "failed" || rst == "backoff" && !rs.Since.Before(asked) {
+			return fmt.Sprintf("%s; %s is %s: %s\n  (see `corral status %s` and `corral logs %s`)", s.Waiting, r, rst, sanitize(rs.Reason), r, r)
+		}
+	}
+	return ""
 }
 
 // supersededBy says how a later request overrode the one being waited
@@ -486,12 +492,12 @@ func cmdKill(args []string) int {
 	if len(pos) == 2 {
 		sig = pos[1]
 	}
+	if _, err := api.ParseSignal(sig); err != nil { // a usage error, running corral or not
+		fmt.Fprintln(os.Stderr, "corral:", err)
+		return exitUsage
+	}
 	if err := api.NewClient(*sock).Kill(pos[0], sig); err != nil {
-		code := clientErr(err)
-		if strings.Contains(err.Error(), "unknown signal") {
-			code = exitUsage // a mistyped signal is a usage error
-		}
-		return code
+		return clientErr(err)
 	}
 	if *js {
 		return printJSON(map[string]any{"service": pos[0], "signal": sig, "sent": true})

@@ -514,21 +514,29 @@ func (s *Server) reload(w http1.ResponseWriter, r *http1.Request) {
 	}
 }
 
+// ParseSignal reads a signal as `corral kill` takes it: TERM, SIGTERM,
+// term or 15.
+func ParseSignal(name string) (unix.Signal, error) {
+	if sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG")); sig != 0 {
+		return sig, nil
+	}
+	if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n), nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
 func (s *Server) kill(w http1.ResponseWriter, r *http1.Request) {
 	name := r.URL.Query().Get("signal")
 	if name == "" {
 		name = "TERM"
 	}
-	sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG"))
-	if sig == 0 {
-		if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
-			sig = unix.Signal(n)
-		} else {
-			writeErr(w, http1.StatusBadRequest, fmt.Errorf("unknown signal %q", name))
-			return
-		}
+	sig, err := ParseSignal(name)
+	if err != nil {
+		writeErr(w, http1.StatusBadRequest, err)
+		return
 	}
-	err := s.Sup.Kill(r.PathValue("name"), sig)
+	err = s.Sup.Kill(r.PathValue("name"), sig)
 	switch {
 	case errors.Is(err, supervisor.ErrUnknownService):
 		writeErr(w, http1.StatusNotFound, err)
