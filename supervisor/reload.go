@@ -71,12 +71,15 @@ func (s *Supervisor) PlanReload(cfg *config.Config) (Plan, error) {
 	}
 	p := planFor(s.graph(), cfg)
 	s.mu.Lock()
-	p.Restart = slices.DeleteFunc(p.Restart, func(n string) bool {
+	var restart []string
+	for _, n := range p.Restart {
 		if s.held[n] {
 			p.Held = append(p.Held, n)
+		} else {
+			restart = append(restart, n)
 		}
-		return s.held[n]
-	})
+	}
+	p.Restart = restart
 	s.mu.Unlock()
 	return p, nil
 }

@@ -164,17 +164,11 @@ func decodeService(u *unit, text string, g *Global) {
 	if !u.decodeLenient(text, &f) {
 		return
 	}
-	decodeErrs := map[string]bool{}
+	dropped := map[string]bool{}
 	for _, e := range u.errs[n:] {
-		decodeErrs[e.Key] = true
+		dropped[e.Key] = true
 	}
 	m := len(u.errs)
-	defer func() {
-		// A dropped key has its default now: no second problem for it.
-		if len(decodeErrs) > 0 {
-			u.errs = append(u.errs[:m], slices.DeleteFunc(u.errs[m:], func(e *Error) bool { return decodeErrs[e.Key] })...)
-		}
-	}()
 	c := &serviceCheck{
 		fileState: &u.fileState,
 		f:         &f,
@@ -189,6 +183,14 @@ func decodeService(u *unit, text string, g *Global) {
 	for _, check := range serviceChecks {
 		check(c)
 	}
+	// A dropped key has its default now: no second problem for it.
+	kept := u.errs[:m]
+	for _, e := range u.errs[m:] {
+		if !dropped[e.Key] {
+			kept = append(kept, e)
+		}
+	}
+	u.errs = kept
 	u.svc, u.deps, u.allow, u.ports, u.auto, u.userns = c.svc, c.deps, c.allow, c.ports, c.auto, c.f.Container.UserNamespace
 }
 
