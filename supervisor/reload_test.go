@@ -80,13 +80,7 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-	}
+	expectGoroutines(t, before)
 }
 
 func TestReloadRejectsABrokenConfigAsAWhole(t *testing.T) {

@@ -279,6 +279,13 @@ func TestShutdownStopsInReverseOrder(t *testing.T) {
 	}
 	s.Close()
 	// Every goroutine the supervisor started is gone.
+	expectGoroutines(t, before)
+}
+
+// expectGoroutines waits up to a second for the goroutine count to fall
+// back to before, and reports the stacks if it does not.
+func expectGoroutines(t *testing.T, before int) {
+	t.Helper()
 	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
