@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -832,6 +833,14 @@ func TestReloadRefusesANetworkPlanItCannotApply(t *testing.T) {
 	}
 	if r := cli(t, c, "reload"); r.code != exitFailed || !strings.Contains(r.err, "the firewall and /etc/hosts are only made at boot") {
 		t.Errorf("reload with a new address:\n%s", r)
+	}
+	// A broken bridged service file would change the plan too (it is
+	// disabled): the file's problem is what the reload says.
+	if err := os.WriteFile(file, append(slices.Clone(orig), "bogus_key = 1\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, c, "reload"); r.code != exitFailed || !strings.Contains(r.err, "bogus_key: unknown key") || strings.Contains(r.err, "only made at boot") {
+		t.Errorf("reload with a broken bridged service:\n%s", r)
 	}
 	// Anything else about a bridged service is applied.
 	if err := os.WriteFile(file, []byte(strings.Replace(string(orig), "\"1h\"", "\"2h\"", 1)), 0o644); err != nil {

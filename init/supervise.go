@@ -776,6 +776,12 @@ func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge bool, boot 
 	if err != nil {
 		return supervisor.Plan{}, fmt.Errorf("reload: %w", err)
 	}
+	// The files' own problems first: a broken bridged service also
+	// changes the network plan, and that must not hide why.
+	plan, err := sup.PlanReload(cfg)
+	if err != nil {
+		return plan, err
+	}
 	if needsBridge(cfg) && !haveBridge {
 		return supervisor.Plan{}, &supervisor.ReloadError{Problems: []string{
 			"a service uses the bridge network, which was not set up at boot (no service needed it then): restart corral to add it",
@@ -792,13 +798,13 @@ func reloadConfig(dir string, sup *supervisor.Supervisor, haveBridge bool, boot 
 		}}
 	}
 	if dry {
-		return sup.PlanReload(cfg)
+		return plan, nil
 	}
 	// Not the request's context: a client that goes away must not leave
 	// a reload half done. The stops are bounded by the stop budget.
 	ctx, cancel := context.WithTimeout(context.Background(), sup.StopBudget())
 	defer cancel()
-	plan, err := sup.Reload(ctx, cfg)
+	plan, err = sup.Reload(ctx, cfg)
 	if err == nil {
 		for _, n := range plan.Notes {
 			log.Warn().Msg("reload: " + n)
