@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -48,7 +49,10 @@ func main() {
 	// PID 1 of its namespace ignores signals it has no handler for, so a
 	// service that wants a clean stop handles SIGTERM itself.
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	// SIGHUP is `corral reload hello` (reload_signal's default): reload
+	// the way systemd's notify-reload services do, RELOADING=1 with the
+	// monotonic clock, then READY=1.
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	t := time.NewTicker(*interval)
 	defer t.Stop()
 	for {
@@ -57,6 +61,14 @@ func main() {
 			n := ticks.Add(1)
 			notify(fmt.Sprintf("STATUS=serving, %d ticks", n))
 		case sig := <-sigc:
+			if sig == syscall.SIGHUP {
+				var ts unix.Timespec
+				_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+				notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading", ts.Nano()/1000))
+				fmt.Println("hello: reloading")
+				notify(fmt.Sprintf("READY=1\nSTATUS=serving, %d ticks", ticks.Load()))
+				continue
+			}
 			notify("STOPPING=1")
 			fmt.Println("hello: got", sig, "- bye")
 			return
