@@ -196,6 +196,9 @@ type Memo struct {
 	// AfterStop and StopReason are set when entering Stopping.
 	AfterStop  afterStop
 	StopReason string
+	// StopSignal is the signal the stop sent (stop_signal, or
+	// watchdog_signal for a watchdog timeout).
+	StopSignal unix.Signal
 }
 
 // Result is the outcome of one transition.
@@ -231,7 +234,7 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 	launch := func(reason string) Result { return launchResult(p, m, now, reason) }
 	stop := func(after afterStop, reason string) Result {
 		m := m
-		m.AfterStop, m.StopReason = after, reason
+		m.AfterStop, m.StopReason, m.StopSignal = after, reason, p.StopSignal
 		return Result{To: Stopping, Memo: m, Reason: reason, Actions: []Action{
 			{Kind: ActSignal, Signal: p.StopSignal},
 			{Kind: ActArmTimer, Timer: TimerStop, Delay: p.StopTimeout},
@@ -309,7 +312,7 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			return up(stop(toRestart, "restart requested")), nil
 		case EvWatchdog:
 			r := stop(toFailure, "watchdog timeout ("+ev.Why+")")
-			r.Actions[0].Signal = p.WatchdogSignal
+			r.Actions[0].Signal, r.Memo.StopSignal = p.WatchdogSignal, p.WatchdogSignal
 			return up(r), nil
 		case EvStart:
 			return keep, &TransitionError{From: from, Event: ev.Kind, Msg: "already running"}
@@ -361,7 +364,7 @@ func Transition(from State, ev Event, p Policy, m Memo, now time.Time, jitter fl
 			return Result{To: Stopped, Memo: fresh(), Actions: clean, Reason: "stopped (" + ev.Exit.Reason() + ")"}, nil
 		case EvStopTimeout:
 			return Result{To: Stopping, Memo: m, Actions: []Action{{Kind: ActKill}},
-				Reason: fmt.Sprintf("still running %s after %s: killing every process in its cgroup", p.StopTimeout, unix.SignalName(p.StopSignal))}, nil
+				Reason: fmt.Sprintf("still running %s after %s: killing every process in its cgroup", p.StopTimeout, unix.SignalName(m.StopSignal))}, nil
 		case EvStop:
 			if m.AfterStop == toStopped {
 				return keep, nil

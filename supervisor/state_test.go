@@ -290,6 +290,10 @@ func TestWatchdogAndReload(t *testing.T) {
 	if r.To != Stopping || r.Actions[1].Signal != unix.SIGABRT || r.Memo.AfterStop != toFailure || r.Reason != "watchdog timeout (no WATCHDOG=1 within 2s)" {
 		t.Fatalf("watchdog: %+v", r)
 	}
+	// The kill after stop_timeout names the signal that was sent.
+	if k, _ := Transition(Stopping, ev(EvStopTimeout), p, r.Memo, t0.Add(5*time.Second), 0); !strings.Contains(k.Reason, "after SIGABRT") {
+		t.Errorf("stop timeout after the watchdog signal: %q", k.Reason)
+	}
 	r, _ = Transition(Stopping, crash, p, r.Memo, t0.Add(time.Second), 0)
 	if r.To != Backoff || !strings.HasPrefix(r.Reason, "watchdog timeout") {
 		t.Errorf("after a watchdog kill: %s %q, want a failed run that backs off", r.To, r.Reason)
